@@ -1,0 +1,238 @@
+"""``consent-ledger``: the command line of the log. Errors go to stderr with a non-zero exit.
+
+Exit codes: 0 success, 1 a verification failed, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hashing import HashingError, VerificationError
+
+from . import offline
+from .errors import DocumentError, LedgerError
+from .events import EncodedEvent, decode_leaf, parse_event_line
+from .log import Ledger
+from .progress import Progress
+from .settings import LedgerSettings
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _settings(args: argparse.Namespace) -> LedgerSettings:
+    overrides: dict[str, Any] = {}
+    for name in ("data_dir", "database_url", "origin"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return LedgerSettings(**overrides)
+
+
+def _out(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    ledger = Ledger.open(_settings(args))
+    try:
+        _out(
+            {
+                "origin": ledger.origin,
+                "database": ledger.store.engine.url.render_as_string(hide_password=True),
+                "tree_size": ledger.tree_size(),
+                "public_key": ledger.verifier.to_vkey(),
+            }
+        )
+    finally:
+        ledger.close()
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    ledger = Ledger.open(_settings(args))
+    try:
+        print(ledger.verifier.to_vkey())
+    finally:
+        ledger.close()
+    return 0
+
+
+def cmd_append(args: argparse.Namespace) -> int:
+    ledger = Ledger.open(_settings(args))
+    try:
+        # Check every line before writing any, so bad input changes nothing.
+        events: list[EncodedEvent] = []
+        reading = Progress("checked")
+        for position, line in enumerate(sys.stdin.buffer, start=1):
+            if not line.strip():
+                continue
+            events.append(
+                parse_event_line(line, max_bytes=ledger.settings.max_event_bytes, position=position)
+            )
+            if position % 10_000 == 0:
+                reading.advance(10_000)
+        writing = Progress("appended", total=len(events))
+        first = None
+        for start in range(0, len(events), args.batch):
+            batch = ledger.append_encoded(events[start : start + args.batch])
+            first = batch.start if first is None else first
+            writing.advance(len(batch))
+        if len(events) > args.batch:
+            writing.finish()
+        _out({"first_leaf_index": first, "count": len(events), "tree_size": ledger.tree_size()})
+    finally:
+        ledger.close()
+    return 0
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    ledger = Ledger.open(_settings(args))
+    try:
+        sys.stdout.write(ledger.checkpoint().note)
+    finally:
+        ledger.close()
+    return 0
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    ledger = Ledger.open(_settings(args))
+    try:
+        if args.what == "inclusion":
+            proof = ledger.inclusion_proof(args.leaf_index, args.tree_size)
+            kind, data = decode_leaf(
+                ledger.leaves(proof.leaf_index, proof.leaf_index + 1)[0].leaf_data
+            )
+            _out(
+                {
+                    "leaf_index": proof.leaf_index,
+                    "tree_size": proof.tree_size,
+                    "event": {"kind": kind, "data": data},
+                    "leaf_hash": offline.b64(proof.leaf_hash),
+                    "proof": [offline.b64(h) for h in proof.hashes],
+                }
+            )
+        else:
+            consistency = ledger.consistency_proof(args.size1, args.size2)
+            _out(
+                {
+                    "size1": consistency.size1,
+                    "size2": consistency.size2,
+                    "proof": [offline.b64(h) for h in consistency.hashes],
+                }
+            )
+    finally:
+        ledger.close()
+    return 0
+
+
+def _read_key(value: str) -> str:
+    path = Path(value)
+    return path.read_text(encoding="utf-8") if path.is_file() else value
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    verifier = offline.load_verifier(_read_key(args.key))
+    checkpoint = offline.check_checkpoint(Path(args.checkpoint).read_text("utf-8"), verifier)
+    if args.what == "checkpoint":
+        _out(
+            {
+                "verified": "checkpoint",
+                "origin": checkpoint.origin,
+                "tree_size": checkpoint.tree_size,
+            }
+        )
+        return 0
+    doc = json.loads(Path(args.proof).read_text("utf-8"))
+    if not isinstance(doc, dict):
+        raise DocumentError("proof", "expected a JSON object")
+    if args.what == "inclusion":
+        leaf_index = offline.check_inclusion(doc, checkpoint)
+        _out({"verified": "inclusion", "leaf_index": leaf_index, "tree_size": checkpoint.tree_size})
+        return 0
+    old = offline.check_checkpoint(Path(args.old).read_text("utf-8"), verifier)
+    offline.check_consistency(doc, old, checkpoint)
+    _out({"verified": "consistency", "size1": old.tree_size, "size2": checkpoint.tree_size})
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(_settings(args), events=args.events)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consent-ledger",
+        description="A verifiable, anchored log of health-data consents and access decisions.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, help="key files and SQLite file (default ./var)")
+    common.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db")
+    common.add_argument("--origin", help="the log's name in checkpoints")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=[common], help=text, description=text)
+        command.set_defaults(handler=handler)
+        return command
+
+    add("init", cmd_init, "create the log (tables and signing key) and print its public key")
+    add("key", cmd_key, "print the log's public key (C2SP vkey)")
+    append = add("append", cmd_append, "append events read as JSON lines from stdin")
+    append.add_argument("--batch", type=int, default=5000, help="events per transaction")
+    add("checkpoint", cmd_checkpoint, "seal the current tree and print the signed checkpoint")
+    prove = add("prove", cmd_prove, "print an inclusion or consistency proof as JSON")
+    what = prove.add_subparsers(dest="what", required=True)
+    inclusion = what.add_parser("inclusion", help="proof that a leaf is in the tree")
+    inclusion.add_argument("--leaf-index", type=int, required=True)
+    inclusion.add_argument("--tree-size", type=int, help="default: the current size")
+    consistency = what.add_parser("consistency", help="proof that size2 extends size1")
+    consistency.add_argument("--size1", type=int, required=True)
+    consistency.add_argument("--size2", type=int, help="default: the current size")
+    verify = sub.add_parser(
+        "verify",
+        help="check a checkpoint or proof offline, with no database",
+        description="Check offline; the trusted root comes from a signed checkpoint and a key.",
+    )
+    verify.set_defaults(handler=cmd_verify)
+    verify.add_argument("what", choices=["checkpoint", "inclusion", "consistency"])
+    verify.add_argument("--key", required=True, help="the log's public key, or a file holding it")
+    verify.add_argument("--checkpoint", required=True, help="signed checkpoint file (the newer)")
+    verify.add_argument("--proof", help="proof JSON file from 'prove'")
+    verify.add_argument("--old", help="older signed checkpoint file, for consistency")
+    demo = add(
+        "demo", cmd_demo, "run the main job on the embedded defaults and print what happened"
+    )
+    demo.add_argument("--events", type=int, default=20_000, help="events to log")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.handler is cmd_verify:
+        needed = {"inclusion": ["proof"], "consistency": ["proof", "old"]}.get(args.what, [])
+        for name in needed:
+            if getattr(args, name) is None:
+                parser.error(f"verify {args.what} needs --{name}")
+    if getattr(args, "batch", 1) < 1:
+        parser.error("--batch must be at least 1")
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except VerificationError as exc:
+        print(f"consent-ledger: verification failed: {exc}", file=sys.stderr)
+        return 1
+    except (LedgerError, HashingError, OSError, ValueError) as exc:
+        print(f"consent-ledger: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

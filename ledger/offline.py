@@ -1,0 +1,89 @@
+"""Offline checks of what the ledger hands out: proofs and checkpoints, with no database.
+
+The trusted root always comes from a signed checkpoint checked against a key the caller supplies,
+never from the document being verified.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from hashing import (
+    Checkpoint,
+    NoteVerifier,
+    canonical_json,
+    leaf_hash,
+    open_checkpoint,
+    verify_consistency,
+    verify_inclusion,
+)
+
+from .errors import DocumentError, InvalidEventError
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(value: object, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise DocumentError(field, "expected a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise DocumentError(field, f"not base64: {exc}") from exc
+
+
+def integer(doc: dict[str, Any], field: str) -> int:
+    value = doc.get(field)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise DocumentError(field, "expected a non-negative integer")
+    return value
+
+
+def hash_list(doc: dict[str, Any], field: str) -> list[bytes]:
+    value = doc.get(field)
+    if not isinstance(value, list):
+        raise DocumentError(field, "expected a list of base64 hashes")
+    return [unb64(item, f"{field}[{i}]") for i, item in enumerate(value)]
+
+
+def load_verifier(vkey: str) -> NoteVerifier:
+    return NoteVerifier.from_vkey(vkey.strip())
+
+
+def check_checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:
+    return open_checkpoint(note, verifier)
+
+
+def check_inclusion(doc: dict[str, Any], checkpoint: Checkpoint) -> int:
+    """Verify an inclusion proof document against a trusted checkpoint; return the leaf index."""
+    event = doc.get("event")
+    if not isinstance(event, dict):
+        raise DocumentError("event", "expected the logged event object")
+    try:
+        computed_leaf = leaf_hash(canonical_json(event))
+    except ValueError as exc:
+        raise InvalidEventError(f"event cannot be encoded: {exc}") from exc
+    tree_size = integer(doc, "tree_size")
+    if tree_size != checkpoint.tree_size:
+        raise DocumentError(
+            "tree_size", f"proof is for size {tree_size}, checkpoint for {checkpoint.tree_size}"
+        )
+    leaf_index = integer(doc, "leaf_index")
+    verify_inclusion(
+        computed_leaf, leaf_index, tree_size, hash_list(doc, "proof"), checkpoint.root_hash
+    )
+    return leaf_index
+
+
+def check_consistency(doc: dict[str, Any], old: Checkpoint, new: Checkpoint) -> None:
+    """Verify a consistency proof document between two trusted checkpoints."""
+    for field, checkpoint in (("size1", old), ("size2", new)):
+        if integer(doc, field) != checkpoint.tree_size:
+            raise DocumentError(field, f"does not match the checkpoint size {checkpoint.tree_size}")
+    verify_consistency(
+        old.tree_size, new.tree_size, hash_list(doc, "proof"), old.root_hash, new.root_hash
+    )

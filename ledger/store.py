@@ -1,0 +1,313 @@
+"""The one owner of the log's storage: sequencing leaves, tree nodes, checkpoints, metadata.
+
+Appends run in one database transaction that locks the head row (``BEGIN IMMEDIATE`` on SQLite,
+``SELECT ... FOR UPDATE`` on PostgreSQL), so leaf indices are dense and never reused across
+threads and processes, and an index is returned only after the commit made it durable.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, tuple_, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlmodel import SQLModel
+
+from hashing import EMPTY_ROOT, CompactRange, NodeID
+
+from .errors import ConfigurationError, IntegrityError, TreeSizeError
+from .events import EncodedEvent
+from .models import CheckpointRow, Leaf, LogHead, LogMeta, TreeNode
+
+_LEAF = Leaf.__table__  # type: ignore[attr-defined]
+_NODE = TreeNode.__table__  # type: ignore[attr-defined]
+_HEAD = LogHead.__table__  # type: ignore[attr-defined]
+_CHECKPOINT = CheckpointRow.__table__  # type: ignore[attr-defined]
+_META = LogMeta.__table__  # type: ignore[attr-defined]
+
+# Keeps each IN list and executemany chunk well inside every driver's parameter limits.
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLeaf:
+    leaf_index: int
+    kind: str
+    leaf_data: bytes
+    leaf_hash: bytes
+    appended_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    tree_size: int
+    root_hash: bytes
+    note: str
+    created_at: float
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for SQLite (WAL, full sync, immediate write transactions) or PostgreSQL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"not a database URL: {url!r}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True)
+    raise ConfigurationError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event own the transaction instead of pysqlite's implicit one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit survives power loss, not only a killed process; the log is evidence.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the lock up front; a deferred upgrade could fail with SQLITE_BUSY midway.
+        mode = "IMMEDIATE" if conn.get_execution_options().get("ledger_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class LedgerStore:
+    """Reads and writes the log's tables; the tree's right edge is cached between appends."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._range: CompactRange | None = None
+
+    @classmethod
+    def open(cls, url: str) -> LedgerStore:
+        store = cls(make_engine(url))
+        store.create_schema()
+        return store
+
+    def create_schema(self) -> None:
+        SQLModel.metadata.create_all(
+            self.engine,
+            tables=[_HEAD, _LEAF, _NODE, _CHECKPOINT, _META],
+        )
+        with self.write() as conn:
+            if conn.execute(select(_HEAD.c.id)).first() is None:
+                conn.execute(insert(_HEAD).values(id=1, tree_size=0, root_hash=EMPTY_ROOT))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(ledger_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    # -- sequencing ---------------------------------------------------------------------------
+
+    def append(self, events: Sequence[EncodedEvent], appended_at: float) -> int:
+        """Append events as consecutive leaves; return the first leaf index once committed."""
+        if not events:
+            raise ValueError("nothing to append")
+        with self._lock:
+            try:
+                return self._append_locked(events, appended_at)
+            except BaseException:
+                self._range = None  # the cached right edge may be ahead of what was committed
+                raise
+
+    def _append_locked(self, events: Sequence[EncodedEvent], appended_at: float) -> int:
+        with self.write() as conn:
+            head = select(_HEAD.c.tree_size).where(_HEAD.c.id == 1).with_for_update()
+            size: int = conn.execute(head).scalar_one()
+            cached = self._range
+            if cached is None or cached.size != size:
+                cached = self._load_range(conn, size)  # another writer appended meanwhile
+            tree = CompactRange.from_frontier(cached.size, cached.hashes)
+            new_nodes = tree.extend([e.leaf_hash for e in events])
+            leaf_rows = [
+                {
+                    "leaf_index": size + offset,
+                    "kind": e.kind,
+                    "leaf_data": e.leaf_data,
+                    "leaf_hash": e.leaf_hash,
+                    "appended_at": appended_at,
+                }
+                for offset, e in enumerate(events)
+            ]
+            node_rows = [
+                {"level": node.level, "node_index": node.index, "hash": digest}
+                for node, digest in new_nodes
+            ]
+            for start in range(0, len(leaf_rows), _CHUNK * 10):
+                conn.execute(insert(_LEAF), leaf_rows[start : start + _CHUNK * 10])
+            for start in range(0, len(node_rows), _CHUNK * 10):
+                conn.execute(insert(_NODE), node_rows[start : start + _CHUNK * 10])
+            conn.execute(
+                update(_HEAD)
+                .where(_HEAD.c.id == 1)
+                .values(tree_size=tree.size, root_hash=tree.root())
+            )
+        self._range = tree
+        return size
+
+    def _load_range(self, conn: Connection, size: int) -> CompactRange:
+        ids = CompactRange.frontier_ids(size)
+        return CompactRange.from_frontier(size, self._node_hashes(conn, ids))
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def head(self) -> tuple[int, bytes]:
+        with self.read() as conn:
+            row = conn.execute(select(_HEAD.c.tree_size, _HEAD.c.root_hash)).one()
+        return int(row.tree_size), bytes(row.root_hash)
+
+    def tree_size(self) -> int:
+        return self.head()[0]
+
+    def node_hashes(
+        self, tree_size: int | None, ids_for: Callable[[int], Sequence[NodeID]]
+    ) -> tuple[int, list[bytes]]:
+        """Resolve a tree size (None: the current one) and read the nodes ``ids_for(size)`` names.
+
+        One read transaction: the size checked against the head is the size the nodes are read
+        for. ``ids_for`` may raise to refuse the size.
+        """
+        with self.read() as conn:
+            current = int(conn.execute(select(_HEAD.c.tree_size)).scalar_one())
+            size = current if tree_size is None else tree_size
+            if not 0 <= size <= current:
+                raise TreeSizeError(f"tree size {size} is not between 0 and the log's {current}")
+            return size, self._node_hashes(conn, ids_for(size))
+
+    def _node_hashes(self, conn: Connection, ids: Sequence[NodeID]) -> list[bytes]:
+        found: dict[NodeID, bytes] = {}
+        leaf_ids = [n.index for n in ids if n.level == 0]
+        inner_ids = [(n.level, n.index) for n in ids if n.level > 0]
+        for start in range(0, len(leaf_ids), _CHUNK):
+            chunk = leaf_ids[start : start + _CHUNK]
+            query = select(_LEAF.c.leaf_index, _LEAF.c.leaf_hash).where(
+                _LEAF.c.leaf_index.in_(chunk)
+            )
+            for index, digest in conn.execute(query):
+                found[NodeID(0, index)] = bytes(digest)
+        for start in range(0, len(inner_ids), _CHUNK):
+            chunk_pairs = inner_ids[start : start + _CHUNK]
+            query = select(_NODE.c.level, _NODE.c.node_index, _NODE.c.hash).where(
+                tuple_(_NODE.c.level, _NODE.c.node_index).in_(chunk_pairs)
+            )
+            for level, index, digest in conn.execute(query):
+                found[NodeID(level, index)] = bytes(digest)
+        missing = [n for n in ids if n not in found]
+        if missing:
+            raise IntegrityError(f"tree nodes missing from storage: {missing[:5]}")
+        return [found[n] for n in ids]
+
+    def leaves(self, start: int, end: int) -> list[StoredLeaf]:
+        """Leaves with ``start <= leaf_index < end``, in order."""
+        query = (
+            select(_LEAF)
+            .where(_LEAF.c.leaf_index >= start, _LEAF.c.leaf_index < end)
+            .order_by(_LEAF.c.leaf_index)
+        )
+        with self.read() as conn:
+            return [
+                StoredLeaf(
+                    leaf_index=row.leaf_index,
+                    kind=row.kind,
+                    leaf_data=bytes(row.leaf_data),
+                    leaf_hash=bytes(row.leaf_hash),
+                    appended_at=row.appended_at,
+                )
+                for row in conn.execute(query)
+            ]
+
+    # -- checkpoints and metadata -------------------------------------------------------------
+
+    def save_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        with self.write() as conn:
+            exists = select(_CHECKPOINT.c.tree_size).where(
+                _CHECKPOINT.c.tree_size == checkpoint.tree_size
+            )
+            if conn.execute(exists).first() is None:
+                conn.execute(
+                    insert(_CHECKPOINT).values(
+                        tree_size=checkpoint.tree_size,
+                        root_hash=checkpoint.root_hash,
+                        note=checkpoint.note,
+                        created_at=checkpoint.created_at,
+                    )
+                )
+
+    def checkpoints(self, after_size: int = -1, limit: int = 1000) -> list[StoredCheckpoint]:
+        query = (
+            select(_CHECKPOINT)
+            .where(_CHECKPOINT.c.tree_size > after_size)
+            .order_by(_CHECKPOINT.c.tree_size)
+            .limit(limit)
+        )
+        with self.read() as conn:
+            return [_checkpoint(row) for row in conn.execute(query)]
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        query = select(_CHECKPOINT).order_by(_CHECKPOINT.c.tree_size.desc()).limit(1)
+        with self.read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _checkpoint(row)
+
+    def checkpoint_at(self, tree_size: int) -> StoredCheckpoint | None:
+        query = select(_CHECKPOINT).where(_CHECKPOINT.c.tree_size == tree_size)
+        with self.read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _checkpoint(row)
+
+    def get_meta(self, name: str) -> str | None:
+        with self.read() as conn:
+            value = conn.execute(select(_META.c.value).where(_META.c.name == name)).scalar()
+        return None if value is None else str(value)
+
+    def set_meta_once(self, name: str, value: str) -> str:
+        """Record a fact the first time; return what is recorded (maybe by an earlier writer)."""
+        with self.write() as conn:
+            conn.execute(
+                select(_HEAD.c.id).with_for_update()
+            )  # serializes first writers on PostgreSQL
+            current = conn.execute(select(_META.c.value).where(_META.c.name == name)).scalar()
+            if current is None:
+                conn.execute(insert(_META).values(name=name, value=value))
+                return value
+            return str(current)
+
+
+def _checkpoint(row: Any) -> StoredCheckpoint:
+    return StoredCheckpoint(
+        tree_size=row.tree_size,
+        root_hash=bytes(row.root_hash),
+        note=row.note,
+        created_at=row.created_at,
+    )
