@@ -1,0 +1,72 @@
+"""RFC 9162 Merkle tree hashing, proofs, compact ranges, canonical JSON and signed checkpoints.
+
+Pure computation: no I/O, and nothing imported from the rest of consent-ledger.
+Hashes are raw bytes throughout; hex and base64 belong at the edges.
+"""
+
+from hashing.canonical import canonical_json
+from hashing.checkpoint import Checkpoint
+from hashing.compact import CompactRange
+from hashing.errors import (
+    CanonicalEncodingError,
+    HashingError,
+    IndexOutOfRangeError,
+    KeyFormatError,
+    NoteContentError,
+    NoteFormatError,
+    ProofShapeError,
+    RootMismatchError,
+    SignatureError,
+    SizeError,
+    TreeArgumentError,
+    VerificationError,
+)
+from hashing.nodes import NodeID, ProofNodes, consistency_nodes, inclusion_nodes, range_nodes
+from hashing.note import NoteSigner, NoteVerifier, open_checkpoint, open_note
+from hashing.rfc6962 import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
+from hashing.tree import consistency_proof, inclusion_proof, merkle_root, subtree_root
+from hashing.verify import (
+    root_from_consistency_proof,
+    root_from_inclusion_proof,
+    verify_consistency,
+    verify_inclusion,
+)
+
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "CanonicalEncodingError",
+    "Checkpoint",
+    "CompactRange",
+    "HashingError",
+    "IndexOutOfRangeError",
+    "KeyFormatError",
+    "NodeID",
+    "NoteContentError",
+    "NoteFormatError",
+    "NoteSigner",
+    "NoteVerifier",
+    "ProofNodes",
+    "ProofShapeError",
+    "RootMismatchError",
+    "SignatureError",
+    "SizeError",
+    "TreeArgumentError",
+    "VerificationError",
+    "canonical_json",
+    "consistency_nodes",
+    "consistency_proof",
+    "inclusion_nodes",
+    "inclusion_proof",
+    "leaf_hash",
+    "merkle_root",
+    "node_hash",
+    "open_checkpoint",
+    "open_note",
+    "range_nodes",
+    "root_from_consistency_proof",
+    "root_from_inclusion_proof",
+    "subtree_root",
+    "verify_consistency",
+    "verify_inclusion",
+]
