@@ -12,12 +12,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from contracts.errors import AnchorMismatchError, ChainError
 from hashing import HashingError, VerificationError
 
-from . import offline
-from .errors import DocumentError, LedgerError
+from . import cli_chain, offline
+from .errors import DocumentError, LedgerError, MismatchError
 from .events import EncodedEvent, decode_leaf, parse_event_line
 from .log import Ledger
+from .offline import read_key
 from .progress import Progress
 from .settings import LedgerSettings
 
@@ -130,13 +132,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_key(value: str) -> str:
-    path = Path(value)
-    return path.read_text(encoding="utf-8") if path.is_file() else value
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
-    verifier = offline.load_verifier(_read_key(args.key))
+    verifier = offline.load_verifier(read_key(args.key))
     checkpoint = offline.check_checkpoint(Path(args.checkpoint).read_text("utf-8"), verifier)
     if args.what == "checkpoint":
         _out(
@@ -206,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--checkpoint", required=True, help="signed checkpoint file (the newer)")
     verify.add_argument("--proof", help="proof JSON file from 'prove'")
     verify.add_argument("--old", help="older signed checkpoint file, for consistency")
+    cli_chain.register(sub, common, lambda a: Ledger.open(_settings(a)))
     demo = add(
         "demo", cmd_demo, "run the main job on the embedded defaults and print what happened"
     )
@@ -226,10 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except VerificationError as exc:
+    except (VerificationError, MismatchError, AnchorMismatchError) as exc:
         print(f"consent-ledger: verification failed: {exc}", file=sys.stderr)
         return 1
-    except (LedgerError, HashingError, OSError, ValueError) as exc:
+    except (LedgerError, HashingError, ChainError, OSError, ValueError) as exc:
         print(f"consent-ledger: error: {exc}", file=sys.stderr)
         return 2
 

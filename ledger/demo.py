@@ -1,22 +1,26 @@
 """``consent-ledger demo``: a day of consent and access events on the embedded defaults.
 
-It appends synthetic events (pseudonymous subjects only), seals checkpoints, then proves and
-verifies an event and the log's consistency offline, as an outside verifier would.
+It appends synthetic events (pseudonymous subjects only), seals and anchors checkpoints on the
+embedded chain, then writes one event's receipt and verifies it as an outside verifier would.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import random
 from collections.abc import Iterator
 from typing import Any
 
-from hashing import open_checkpoint, verify_consistency, verify_inclusion
+from contracts.records import AnchorRecord
+from hashing import NoteVerifier
 
+from .anchoring import Anchorer
 from .events import EncodedEvent
 from .log import Ledger
 from .progress import Progress
+from .receipts import build_receipt, verify_receipt
 from .settings import LedgerSettings
 
 _CATEGORIES = ["lab-results", "imaging", "prescriptions", "discharge-summaries"]
@@ -64,51 +68,61 @@ def synthetic_events(count: int, *, seed: int = 7) -> Iterator[tuple[str, dict[s
 
 def run_demo(settings: LedgerSettings, *, events: int) -> int:
     ledger = Ledger.open(settings)
+    anchorer = Anchorer(ledger)
     try:
         start = ledger.tree_size()
         encoded: list[EncodedEvent] = [
             ledger.encode(kind, data) for kind, data in synthetic_events(events, seed=start)
         ]
         progress = Progress("appended", total=len(encoded))
-        half = len(encoded) // 2
-        first_checkpoint = None
         for offset in range(0, len(encoded), 2000):
             progress.advance(len(ledger.append_encoded(encoded[offset : offset + 2000])))
-            if first_checkpoint is None and offset + 2000 >= half:
-                first_checkpoint = ledger.checkpoint()
+            anchorer.run_once()  # seals every checkpoint_every events and anchors what is sealed
         progress.finish()
-        latest = ledger.checkpoint()
-        print(f"log {ledger.origin}: {latest.tree_size} events, {events} new")
-        print(f"public key: {ledger.verifier.to_vkey()}")
-        print("latest signed checkpoint:")
-        print("  " + latest.note.replace("\n", "\n  ").rstrip())
-
-        # Verify as an outsider: trust only the public key and the signed checkpoints.
-        verifier = ledger.verifier
-        trusted = open_checkpoint(latest.note, verifier)
-        leaf_index = start + events // 3
-        proof = ledger.inclusion_proof(leaf_index, trusted.tree_size)
-        verify_inclusion(
-            proof.leaf_hash, leaf_index, trusted.tree_size, proof.hashes, trusted.root_hash
-        )
-        print(
-            f"inclusion of leaf {leaf_index} in size {trusted.tree_size}: verified "
-            f"({len(proof.hashes)} hashes)"
-        )
-        if first_checkpoint is not None:
-            older = open_checkpoint(first_checkpoint.note, verifier)
-            consistency = ledger.consistency_proof(older.tree_size, trusted.tree_size)
-            verify_consistency(
-                older.tree_size,
-                trusted.tree_size,
-                consistency.hashes,
-                older.root_hash,
-                trusted.root_hash,
-            )
-            print(
-                f"consistency {older.tree_size} -> {trusted.tree_size}: verified "
-                f"({len(consistency.hashes)} hashes)"
-            )
+        final = anchorer.run_once(force_seal=True)
+        if final.error is not None:
+            print(f"anchoring failed: {final.error}")
+            return 3
+        _show_log(ledger, events)
+        _show_anchors(anchorer)
+        _check_receipt(ledger, anchorer, start + events // 3)
     finally:
+        anchorer.close()
         ledger.close()
     return 0
+
+
+def _show_log(ledger: Ledger, events: int) -> None:
+    latest = ledger.latest_checkpoint()
+    assert latest is not None
+    print(f"\nlog {ledger.origin}: {latest.tree_size} events, {events} new")
+    print(f"public key: {ledger.verifier.to_vkey()}")
+    print("latest signed checkpoint:")
+    print("  " + latest.note.replace("\n", "\n  ").rstrip())
+
+
+def _show_anchors(anchorer: Anchorer) -> None:
+    registry = anchorer.registry
+    assert registry is not None
+    print(f"\nanchored on chain {registry.chain.chain_id}, registry {registry.address}:")
+    print(f"  {'tree size':>10}  {'block':>6}  {'gas':>7}  transaction")
+    for anchor in anchorer.anchors.confirmed()[-8:]:
+        record = AnchorRecord.from_json(anchor.record or "")
+        print(
+            f"  {record.tree_size:>10}  {record.block_number:>6}  {record.gas_used:>7}  "
+            f"0x{record.tx_hash.hex()}"
+        )
+
+
+def _check_receipt(ledger: Ledger, anchorer: Anchorer, leaf_index: int) -> None:
+    """Verify one receipt as an outsider would: the public key and the chain, nothing else."""
+    receipt = build_receipt(ledger, anchorer.anchors, leaf_index)
+    path = ledger.settings.data_dir / f"receipt-{leaf_index}.json"
+    path.write_text(json.dumps(receipt, indent=2), encoding="utf-8")
+    verifier = NoteVerifier.from_vkey(ledger.verifier.to_vkey())
+    check = verify_receipt(json.loads(path.read_text("utf-8")), verifier, anchorer.registry)
+    print(
+        f"\nreceipt of leaf {check.leaf_index} written to {path}: inclusion in checkpoint "
+        f"{check.checkpoint.tree_size}, signature and anchor in block "
+        f"{check.anchor.block_number} verified"
+    )

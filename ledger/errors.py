@@ -31,9 +31,13 @@ class IntegrityError(LedgerError):
 
 
 class DocumentError(LedgerError, ValueError):
-    """A proof, checkpoint or receipt document is malformed or does not match what it claims."""
+    """A proof, checkpoint or receipt document is malformed."""
 
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+
+class MismatchError(DocumentError):
+    """A well-formed document's field disagrees with what it must match (a failed check)."""

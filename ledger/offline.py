@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from pathlib import Path
 from typing import Any
 
 from hashing import (
@@ -20,7 +21,7 @@ from hashing import (
     verify_inclusion,
 )
 
-from .errors import DocumentError, InvalidEventError
+from .errors import DocumentError, InvalidEventError, MismatchError
 
 
 def b64(data: bytes) -> str:
@@ -50,6 +51,12 @@ def hash_list(doc: dict[str, Any], field: str) -> list[bytes]:
     return [unb64(item, f"{field}[{i}]") for i, item in enumerate(value)]
 
 
+def read_key(value: str) -> str:
+    """A public key given inline or as the path of a file that holds it."""
+    path = Path(value)
+    return path.read_text(encoding="utf-8") if path.is_file() else value
+
+
 def load_verifier(vkey: str) -> NoteVerifier:
     return NoteVerifier.from_vkey(vkey.strip())
 
@@ -69,7 +76,7 @@ def check_inclusion(doc: dict[str, Any], checkpoint: Checkpoint) -> int:
         raise InvalidEventError(f"event cannot be encoded: {exc}") from exc
     tree_size = integer(doc, "tree_size")
     if tree_size != checkpoint.tree_size:
-        raise DocumentError(
+        raise MismatchError(
             "tree_size", f"proof is for size {tree_size}, checkpoint for {checkpoint.tree_size}"
         )
     leaf_index = integer(doc, "leaf_index")
@@ -83,7 +90,7 @@ def check_consistency(doc: dict[str, Any], old: Checkpoint, new: Checkpoint) -> 
     """Verify a consistency proof document between two trusted checkpoints."""
     for field, checkpoint in (("size1", old), ("size2", new)):
         if integer(doc, field) != checkpoint.tree_size:
-            raise DocumentError(field, f"does not match the checkpoint size {checkpoint.tree_size}")
+            raise MismatchError(field, f"does not match the checkpoint size {checkpoint.tree_size}")
     verify_consistency(
         old.tree_size, new.tree_size, hash_list(doc, "proof"), old.root_hash, new.root_hash
     )

@@ -30,7 +30,14 @@ class LedgerSettings(BaseSettings):
         default=10.0, gt=0, description="Or after this many seconds."
     )
     rpc_url: str | None = Field(default=None, description="JSON-RPC node; default is embedded.")
-    contract_address: str | None = Field(default=None, description="AnchorRegistry address.")
+    contract_address: str | None = Field(
+        default=None, description="AnchorRegistry address; default: deploy one and remember it."
+    )
+    anchor_key_file: Path | None = Field(
+        default=None,
+        description="Hex private key of the anchoring account (needed with rpc_url), mode 0600.",
+    )
+    anchor_timeout: float = Field(default=30.0, gt=0, description="Wait this long for a block.")
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -40,3 +47,7 @@ class LedgerSettings(BaseSettings):
     @property
     def key_path(self) -> Path:
         return self.data_dir / "log.key"
+
+    @property
+    def chain_dir(self) -> Path:
+        return self.data_dir / "chain"

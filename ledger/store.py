@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import SQLModel
 
-from hashing import EMPTY_ROOT, CompactRange, NodeID
+from hashing import EMPTY_ROOT, CompactRange, NodeID, node_hash
 
 from .errors import ConfigurationError, IntegrityError, TreeSizeError
 from .events import EncodedEvent
@@ -184,7 +184,9 @@ class LedgerStore:
                 (size + offset, e.kind, e.leaf_data, e.leaf_hash, appended_at)
                 for offset, e in enumerate(events)
             ]
-            node_rows = [(node.level, node.index, digest) for node, digest in new_nodes]
+            node_rows = [
+                (node.level, node.index, digest) for node, digest in new_nodes if not node.level & 1
+            ]
             _bulk_insert(conn, _LEAF, _LEAF_COLUMNS, leaf_rows)
             _bulk_insert(conn, _NODE, _NODE_COLUMNS, node_rows)
             conn.execute(
@@ -225,6 +227,29 @@ class LedgerStore:
             return size, self._node_hashes(conn, ids_for(size))
 
     def _node_hashes(self, conn: Connection, ids: Sequence[NodeID]) -> list[bytes]:
+        # Only even levels are stored; an odd-level node is the hash of its two stored children.
+        wanted = set()
+        for node in ids:
+            if node.level & 1:
+                wanted.add(NodeID(node.level - 1, 2 * node.index))
+                wanted.add(NodeID(node.level - 1, 2 * node.index + 1))
+            else:
+                wanted.add(node)
+        found = self._stored_hashes(conn, sorted(wanted, key=lambda n: (n.level, n.index)))
+        hashes: list[bytes] = []
+        for node in ids:
+            if node.level & 1:
+                left = found.get(NodeID(node.level - 1, 2 * node.index))
+                right = found.get(NodeID(node.level - 1, 2 * node.index + 1))
+                digest = None if left is None or right is None else node_hash(left, right)
+            else:
+                digest = found.get(node)
+            if digest is None:
+                raise IntegrityError(f"tree node {node} is missing from storage")
+            hashes.append(digest)
+        return hashes
+
+    def _stored_hashes(self, conn: Connection, ids: Sequence[NodeID]) -> dict[NodeID, bytes]:
         found: dict[NodeID, bytes] = {}
         leaf_ids = [n.index for n in ids if n.level == 0]
         inner_ids = [(n.level, n.index) for n in ids if n.level > 0]
@@ -242,10 +267,7 @@ class LedgerStore:
             )
             for level, index, digest in conn.execute(query):
                 found[NodeID(level, index)] = bytes(digest)
-        missing = [n for n in ids if n not in found]
-        if missing:
-            raise IntegrityError(f"tree nodes missing from storage: {missing[:5]}")
-        return [found[n] for n in ids]
+        return found
 
     def leaves(self, start: int, end: int) -> list[StoredLeaf]:
         """Leaves with ``start <= leaf_index < end``, in order."""

@@ -6,6 +6,7 @@ import struct
 from typing import Any
 
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -167,3 +168,35 @@ def test_cyclic_value_raises_canonical_encoding_error() -> None:
     cyclic.append(cyclic)
     with pytest.raises(CanonicalEncodingError, match="cyclic"):
         canonical_json(cyclic)
+
+
+# The fast path (orjson on plain values) must write exactly what rfc8785 writes.
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) - 5, max_value=2**53 + 5)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=6), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_values)
+def test_fast_path_agrees_with_rfc8785(value: object) -> None:
+    try:
+        expected = rfc8785.dumps(value)  # type: ignore[arg-type]
+    except (rfc8785.CanonicalizationError, UnicodeError):
+        with pytest.raises(CanonicalEncodingError):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == expected
+
+
+@pytest.mark.parametrize("code_point", [*range(0, 0x80), 0x7F, 0x2028, 0x2029, 0xFEFF, 0x1F600])
+def test_fast_path_escapes_like_rfc8785(code_point: int) -> None:
+    value = {"k": f"a{chr(code_point)}b", "list": [chr(code_point)]}
+    assert canonical_json(value) == rfc8785.dumps(value)

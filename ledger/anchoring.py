@@ -1,0 +1,236 @@
+"""The anchorer: seals checkpoints every N events or T seconds and anchors their roots on chain.
+
+Each anchoring is journaled: the signed transaction is recorded before it is sent and the block
+after it is mined. A restart therefore resends the recorded transaction (same nonce, same hash)
+instead of making a second one, and a crash can neither anchor a checkpoint twice nor lose it.
+While the chain is unreachable, appends go on and checkpoints queue; they are anchored in order
+when it is back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+
+from contracts.chain import Chain, connect
+from contracts.client import AnchorRegistryClient
+from contracts.errors import AnchorRejectedError, ChainError, ChainUnavailableError
+from contracts.records import AnchorRecord, PreparedTx
+
+from .anchor_store import AnchorStore, StoredAnchor
+from .errors import ConfigurationError, KeyFileError
+from .log import Ledger
+from .settings import LedgerSettings
+from .store import StoredCheckpoint
+
+log = logging.getLogger(__name__)
+
+
+def log_id_for(origin: str) -> bytes:
+    """The bytes32 a log is anchored under: SHA-256 of its checkpoint origin line."""
+    return hashlib.sha256(origin.encode("utf-8")).digest()
+
+
+@dataclass
+class AnchorReport:
+    """What one pass of the anchorer did."""
+
+    sealed: StoredCheckpoint | None = None
+    anchored: list[AnchorRecord] = field(default_factory=list)
+    queued: int = 0
+    error: str | None = None
+
+
+def connect_chain(settings: LedgerSettings) -> Chain:
+    """The configured chain: a JSON-RPC node by URL, else the embedded one in data_dir/chain."""
+    if settings.rpc_url is None:
+        return connect(data_dir=settings.chain_dir)
+    return connect(settings.rpc_url, keys=[_anchor_key(settings)])
+
+
+def _anchor_key(settings: LedgerSettings) -> bytes:
+    path = settings.anchor_key_file or settings.data_dir / "anchor.key"
+    if not path.is_file():
+        raise ConfigurationError(
+            f"anchoring on {settings.rpc_url} needs the anchorer's private key (hex) in {path}"
+        )
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(f"{path} is readable by others; run: chmod 600 {path}")
+    text = path.read_text(encoding="ascii").strip().removeprefix("0x")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError as exc:
+        raise KeyFileError(f"{path} does not hold a hex private key") from exc
+    if len(key) != 32:
+        raise KeyFileError(f"{path} does not hold a 32-byte private key")
+    return key
+
+
+def open_registry(ledger: Ledger, chain: Chain) -> AnchorRegistryClient:
+    """The registry to anchor in: the configured one, the one deployed before, or a new one."""
+    account = chain.accounts[-1] if chain.accounts else None
+    if account is None:
+        raise ConfigurationError("no account to sign anchors with")
+    address = ledger.settings.contract_address or ledger.store.get_meta(
+        f"registry:{chain.chain_id}"
+    )
+    if address is None:
+        address = AnchorRegistryClient.deploy(chain, account)
+        client = AnchorRegistryClient.at(chain, address, account)
+        client.add_anchorer(account.address)
+        address = ledger.store.set_meta_once(f"registry:{chain.chain_id}", address)
+    return AnchorRegistryClient.at(chain, address, account)
+
+
+class Anchorer:
+    """Seals and anchors one ledger's checkpoints; safe to kill and restart at any point."""
+
+    def __init__(self, ledger: Ledger, registry: AnchorRegistryClient | None = None) -> None:
+        self.ledger = ledger
+        self.settings = ledger.settings
+        self.anchors = AnchorStore(ledger.store)
+        self.registry = registry
+        self.log_id = log_id_for(ledger.origin)
+
+    # -- sealing ------------------------------------------------------------------------------
+
+    def seal_if_due(
+        self, now: float | None = None, *, force: bool = False
+    ) -> StoredCheckpoint | None:
+        """Seal a checkpoint when N events or T seconds have passed since the last one."""
+        now = time.time() if now is None else now
+        size = self.ledger.tree_size()
+        last = self.ledger.latest_checkpoint()
+        last_size = 0 if last is None else last.tree_size
+        if size == last_size:
+            return None
+        # The clock for T starts at the last checkpoint, or at the first event of a new log.
+        since = last.created_at if last is not None else self.ledger.leaves(0, 1)[0].appended_at
+        due = (
+            force
+            or size - last_size >= self.settings.checkpoint_every
+            or now - since >= self.settings.checkpoint_interval
+        )
+        return self.ledger.checkpoint() if due else None
+
+    # -- anchoring ----------------------------------------------------------------------------
+
+    def queued(self) -> list[StoredCheckpoint]:
+        """Sealed checkpoints not yet anchored, oldest first."""
+        done = self.anchors.latest_confirmed()
+        return self.ledger.store.checkpoints(after_size=-1 if done is None else done.tree_size)
+
+    def anchor_queued(self) -> list[AnchorRecord]:
+        """Anchor every queued checkpoint in order; ChainUnavailableError leaves the rest queued."""
+        registry = self._registry()
+        anchored: list[AnchorRecord] = []
+        prepared = self.anchors.prepared()
+        if prepared is not None:
+            record = self._finish(registry, prepared)
+            if record is not None:
+                anchored.append(record)
+        for checkpoint in self.queued():
+            if self.anchors.prepared() is not None:
+                break  # an unfinished one from above: it goes first, next pass
+            record = self._anchor(registry, checkpoint)
+            if record is not None:
+                anchored.append(record)
+        return anchored
+
+    def run_once(self, *, force_seal: bool = False) -> AnchorReport:
+        report = AnchorReport(sealed=self.seal_if_due(force=force_seal))
+        try:
+            report.anchored = self.anchor_queued()
+        except ChainUnavailableError as exc:
+            report.error = str(exc)
+            log.warning("chain unavailable, checkpoints stay queued: %s", exc)
+        except ChainError as exc:
+            # Not a passing outage (a rejected or conflicting anchor): keep it visible and queued.
+            report.error = str(exc)
+            log.error("anchoring failed, checkpoints stay queued: %s", exc)
+        report.queued = len(self.queued())
+        return report
+
+    def run(self, stop: threading.Event, *, poll: float = 0.5) -> None:
+        """Seal and anchor until ``stop`` is set."""
+        while not stop.is_set():
+            report = self.run_once()
+            stop.wait(poll if report.error is None else min(poll * 10, 5.0))
+
+    def close(self) -> None:
+        """Release the chain connection (the embedded chain's files and lock)."""
+        if self.registry is not None:
+            self.registry.chain.close()
+            self.registry = None
+
+    def _registry(self) -> AnchorRegistryClient:
+        if self.registry is None:
+            self.registry = open_registry(self.ledger, connect_chain(self.settings))
+        return self.registry
+
+    def _anchor(
+        self, registry: AnchorRegistryClient, checkpoint: StoredCheckpoint
+    ) -> AnchorRecord | None:
+        try:
+            tx = registry.prepare_anchor(self.log_id, checkpoint.tree_size, checkpoint.root_hash)
+        except AnchorRejectedError as exc:
+            if exc.error_name == "StaleTreeSize":
+                return self._adopt(registry, checkpoint)
+            raise
+        self.anchors.record_prepared(
+            tree_size=checkpoint.tree_size,
+            chain_id=registry.chain.chain_id,
+            contract=registry.address,
+            nonce=tx.nonce,
+            tx_hash=tx.tx_hash,
+            raw_tx=tx.raw,
+            now=time.time(),
+        )
+        registry.send(tx)
+        return self._confirm(
+            checkpoint.tree_size, registry.wait(tx.tx_hash, self.settings.anchor_timeout)
+        )
+
+    def _finish(self, registry: AnchorRegistryClient, pending: StoredAnchor) -> AnchorRecord | None:
+        """Complete an anchoring a previous run recorded but may not have sent or confirmed."""
+        record = registry.find_receipt(pending.tx_hash)
+        if record is None:
+            tx = PreparedTx(tx_hash=pending.tx_hash, raw=pending.raw_tx, nonce=pending.nonce)
+            try:
+                registry.send(tx)
+            except AnchorRejectedError:
+                # The node refuses it and never mined it (its nonce went elsewhere): start over.
+                log.warning(
+                    "prepared anchor of size %d was never mined; preparing anew", pending.tree_size
+                )
+                self.anchors.discard_prepared(pending.tree_size)
+                return None
+            record = registry.wait(pending.tx_hash, self.settings.anchor_timeout)
+        return self._confirm(pending.tree_size, record)
+
+    def _adopt(
+        self, registry: AnchorRegistryClient, checkpoint: StoredCheckpoint
+    ) -> AnchorRecord | None:
+        """The chain already holds an anchor at or past this size: take ours if it is there."""
+        latest = registry.latest(self.log_id)
+        if latest is not None and latest.tree_size == checkpoint.tree_size:
+            if latest.root_hash != checkpoint.root_hash:
+                raise ChainError(
+                    f"the chain anchors size {checkpoint.tree_size} with another root: "
+                    "two logs share this origin, or the log was forked"
+                )
+            return self._confirm(checkpoint.tree_size, latest)
+        raise ChainError(
+            f"the chain's latest anchor of this log is past size {checkpoint.tree_size}, "
+            "which this database never anchored"
+        )
+
+    def _confirm(self, tree_size: int, record: AnchorRecord) -> AnchorRecord:
+        if (record.tree_size, record.log_id) != (tree_size, self.log_id):
+            raise ChainError(f"transaction anchored {record.tree_size}, expected {tree_size}")
+        self.anchors.record_confirmed(tree_size, record.to_json(), record.block_number, time.time())
+        return record

@@ -1,0 +1,115 @@
+"""The chain side of ``consent-ledger``: anchor, list anchors, write and verify receipts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from contracts.chain import connect
+from contracts.client import AnchorRegistryClient
+
+from . import offline
+from .anchoring import Anchorer
+from .errors import ConfigurationError
+from .receipts import build_receipt, verify_receipt
+
+
+def _out(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+def cmd_anchor(args: argparse.Namespace, ledger_opener: Any) -> int:
+    ledger = ledger_opener(args)
+    anchorer = Anchorer(ledger)
+    try:
+        if args.watch:
+            stop = threading.Event()
+            try:
+                anchorer.run(stop)
+            except KeyboardInterrupt:
+                stop.set()
+            return 0
+        report = anchorer.run_once(force_seal=True)
+        _out(
+            {
+                "sealed": None if report.sealed is None else report.sealed.tree_size,
+                "anchored": [record.to_dict() for record in report.anchored],
+                "queued": report.queued,
+                "error": report.error,
+            }
+        )
+        return 0 if report.error is None else 3
+    finally:
+        anchorer.close()
+        ledger.close()
+
+
+def cmd_receipt(args: argparse.Namespace, ledger_opener: Any) -> int:
+    ledger = ledger_opener(args)
+    try:
+        _out(build_receipt(ledger, Anchorer(ledger).anchors, args.leaf_index))
+    finally:
+        ledger.close()
+    return 0
+
+
+def cmd_verify_receipt(args: argparse.Namespace) -> int:
+    verifier = offline.load_verifier(offline.read_key(args.key))
+    doc = json.loads(Path(args.receipt).read_text("utf-8"))
+    chain = None
+    if args.rpc_url or args.chain_dir:
+        if not args.contract:
+            raise ConfigurationError("checking the anchor on chain needs --contract ADDRESS")
+        chain = connect(args.rpc_url) if args.rpc_url else connect(data_dir=Path(args.chain_dir))
+    try:
+        registry = None if chain is None else AnchorRegistryClient.at(chain, args.contract)
+        check = verify_receipt(doc, verifier, registry)
+    finally:
+        if chain is not None:
+            chain.close()
+    _out(
+        {
+            "verified": "receipt",
+            "leaf_index": check.leaf_index,
+            "tree_size": check.checkpoint.tree_size,
+            "anchor": "checked on chain" if check.chain_checked else "not checked: no chain given",
+            "chain_id": check.anchor.chain_id,
+            "block_number": check.anchor.block_number,
+        }
+    )
+    if not check.chain_checked:
+        print(
+            "consent-ledger: note: give --rpc-url (or --chain-dir) and --contract to check "
+            "the anchor on chain",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser, ledger_opener: Any) -> None:
+    anchor = sub.add_parser(
+        "anchor", parents=[common], help="seal a checkpoint and anchor every queued one on chain"
+    )
+    anchor.add_argument("--watch", action="store_true", help="keep sealing and anchoring")
+    anchor.set_defaults(handler=lambda a: cmd_anchor(a, ledger_opener))
+    receipt = sub.add_parser(
+        "receipt", parents=[common], help="print the receipt of one event (proof + anchor)"
+    )
+    receipt.add_argument("--leaf-index", type=int, required=True)
+    receipt.set_defaults(handler=lambda a: cmd_receipt(a, ledger_opener))
+    check = sub.add_parser(
+        "verify-receipt",
+        help="check a receipt with no database: proof and signature offline, anchor on chain",
+        description="Check a receipt. The key, the chain and the contract are the verifier's "
+        "own; nothing in the receipt is trusted.",
+    )
+    check.add_argument("receipt", help="receipt JSON file")
+    check.add_argument("--key", required=True, help="the log's public key, or a file holding it")
+    check.add_argument("--rpc-url", help="JSON-RPC node to check the anchor against")
+    check.add_argument("--chain-dir", help="or: an embedded chain's data directory")
+    check.add_argument("--contract", help="the AnchorRegistry address you trust")
+    check.set_defaults(handler=cmd_verify_receipt)
