@@ -66,6 +66,12 @@ class CompactRange:
         with every perfect subtree node of the tree. Nothing changes if any
         leaf hash is malformed.
         """
+        return [
+            (NodeID(level, index), node) for level, index, node in self.extend_rows(leaf_hashes)
+        ]
+
+    def extend_rows(self, leaf_hashes: Sequence[bytes]) -> list[tuple[int, int, bytes]]:
+        """``extend`` for storage: the completed nodes as plain ``(level, index, hash)`` rows."""
         check_hash_lengths(leaf_hashes, "leaf_hashes", TreeArgumentError)
         # The log's hot path: bound locals, and per leaf nothing but hashing and
         # recording the nodes completed.
@@ -74,7 +80,7 @@ class CompactRange:
         frontier = self._hashes
         push = frontier.append
         pop = frontier.pop
-        completed: list[tuple[NodeID, bytes]] = []
+        completed: list[tuple[int, int, bytes]] = []
         record = completed.append
         size = self._size
         for node in leaf_hashes:
@@ -86,7 +92,7 @@ class CompactRange:
                 node = sha256(prefix + pop() + node).digest()
                 index >>= 1
                 level += 1
-                record((NodeID(level, index), node))
+                record((level, index, node))
             push(node)
             size += 1
         self._size = size

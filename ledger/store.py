@@ -179,14 +179,12 @@ class LedgerStore:
             if cached is None or cached.size != size:
                 cached = self._load_range(conn, size)  # another writer appended meanwhile
             tree = CompactRange.from_frontier(cached.size, cached.hashes)
-            new_nodes = tree.extend([e.leaf_hash for e in events])
+            new_nodes = tree.extend_rows([e.leaf_hash for e in events])
             leaf_rows = [
                 (size + offset, e.kind, e.leaf_data, e.leaf_hash, appended_at)
                 for offset, e in enumerate(events)
             ]
-            node_rows = [
-                (node.level, node.index, digest) for node, digest in new_nodes if not node.level & 1
-            ]
+            node_rows = [row for row in new_nodes if not row[0] & 1]
             _bulk_insert(conn, _LEAF, _LEAF_COLUMNS, leaf_rows)
             _bulk_insert(conn, _NODE, _NODE_COLUMNS, node_rows)
             conn.execute(

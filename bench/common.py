@@ -1,0 +1,70 @@
+"""Helpers shared by the scale runs: timing, temporary ledgers, result tables."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from ledger.log import Ledger
+from ledger.settings import LedgerSettings
+
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def seconds(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def best_of(runs: int, work: Callable[[], object]) -> float:
+    return min(seconds(work) for _ in range(runs))
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+@contextmanager
+def temporary_ledger(kind: str, **settings: object) -> Iterator[Ledger]:
+    """A fresh ledger on a SQLite file in a temp dir, or in a fresh PostgreSQL schema."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        schema = None
+        if kind == "sqlite":
+            url = f"sqlite:///{Path(tmp) / 'ledger.db'}"
+        else:
+            schema = f"bench_{uuid.uuid4().hex[:10]}"
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        ledger = Ledger.open(
+            LedgerSettings(data_dir=Path(tmp) / "data", database_url=url, **settings)  # type: ignore[arg-type]
+        )
+        try:
+            yield ledger
+        finally:
+            ledger.close()
+            if schema is not None:
+                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def table(rows: list[dict[str, object]], columns: list[str]) -> str:
+    """A Markdown table, as pasted into the README."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
