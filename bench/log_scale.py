@@ -96,9 +96,9 @@ def proof_times(sizes: list[int], queries: int = 2000) -> list[dict[str, Any]]:
             inclusion, consistency = [], []
             for _ in range(queries):
                 index = rng.randrange(size)
-                inclusion.append(seconds(lambda i=index: ledger.inclusion_proof(i, size)))
+                inclusion.append(seconds(lambda i=index, s=size: ledger.inclusion_proof(i, s)))
                 older = rng.randrange(1, size)
-                consistency.append(seconds(lambda o=older: ledger.consistency_proof(o, size)))
+                consistency.append(seconds(lambda o=older, s=size: ledger.consistency_proof(o, s)))
             rows.append(
                 {
                     "leaves": size,

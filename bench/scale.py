@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import log_scale
+from . import anchor_scale, log_scale
 from .common import table
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -32,6 +32,10 @@ def runs(quick: bool) -> dict[str, Callable[[], list[dict[str, Any]]]]:
             [1_000, 100_000] if quick else [1_000, 1_000_000, 10_000_000]
         ),
         "tree": lambda: [log_scale.tree_build(100_000 if quick else 1_000_000)],
+        "anchor": lambda: anchor_scale.compare(
+            [1_000, 10_000] if quick else [1_000, 10_000, 100_000],
+            [100, 1_000] if quick else [1_000, 10_000],
+        ),
     }
 
 

@@ -126,7 +126,7 @@ class Anchorer:
 
     def anchor_queued(self) -> list[AnchorRecord]:
         """Anchor every queued checkpoint in order; ChainUnavailableError leaves the rest queued."""
-        registry = self._registry()
+        registry = self.connect()
         anchored: list[AnchorRecord] = []
         prepared = self.anchors.prepared()
         if prepared is not None:
@@ -167,7 +167,8 @@ class Anchorer:
             self.registry.chain.close()
             self.registry = None
 
-    def _registry(self) -> AnchorRegistryClient:
+    def connect(self) -> AnchorRegistryClient:
+        """The registry client, connecting (and deploying on first use) if need be."""
         if self.registry is None:
             self.registry = open_registry(self.ledger, connect_chain(self.settings))
         return self.registry

@@ -59,11 +59,13 @@ def test_seals_every_n_events_or_t_seconds(ledger: Ledger) -> None:
     assert anchorer.seal_if_due() is None
     grow(ledger, 1)
     sealed = anchorer.seal_if_due()
-    assert sealed is not None and sealed.tree_size == 10
+    assert sealed is not None
+    assert sealed.tree_size == 10
     grow(ledger, 3)
     assert anchorer.seal_if_due() is None
     later = anchorer.seal_if_due(now=sealed.created_at + 3601)
-    assert later is not None and later.tree_size == 13
+    assert later is not None
+    assert later.tree_size == 13
     assert anchorer.seal_if_due(now=sealed.created_at + 7200) is None  # nothing new
 
 
@@ -83,7 +85,8 @@ def test_checkpoints_are_anchored_in_order_with_their_blocks(ledger: Ledger) -> 
             assert stored.tx_hash == record.tx_hash
             assert stored.block_number == record.block_number
             checkpoint = ledger.store.checkpoint_at(record.tree_size)
-            assert checkpoint is not None and checkpoint.root_hash == record.root_hash
+            assert checkpoint is not None
+            assert checkpoint.root_hash == record.root_hash
             assert record.chain_id == registry.chain.chain_id
             assert record.contract == registry.address
             registry.verify_anchor(record)
