@@ -138,7 +138,7 @@ def tree_build(count: int) -> dict[str, Any]:
         tree = InmemoryTree(algorithm="sha256")
         for entry in entries:
             tree.append_entry(entry)
-        root: bytes = tree.get_state()
+        root: bytes = tree.get_root()
         return root
 
     ours_s = best_of(3, ours)
