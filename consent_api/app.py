@@ -1,0 +1,60 @@
+"""``create_app(settings)``: the consent service; its state opens in the lifespan, not at import."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ledger.anchor_store import AnchorStore
+from ledger.anchoring import Anchorer
+from ledger.batcher import GroupCommitter
+from ledger.log import Ledger
+
+from .errors import install_problem_handlers
+from .limits import BodyLimit
+from .routes import log
+from .settings import ApiSettings
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ledger = Ledger.open(settings.ledger)
+        committer = GroupCommitter(ledger)
+        app.state.ledger = ledger
+        app.state.committer = committer
+        app.state.anchors = AnchorStore(ledger.store)
+        stop = threading.Event()
+        anchorer = Anchorer(ledger)
+        worker = None
+        if settings.anchor_in_background:
+            worker = threading.Thread(
+                target=anchorer.run, args=(stop,), name="anchorer", daemon=True
+            )
+            worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                worker.join(timeout=30)
+            committer.close()
+            anchorer.close()
+            ledger.close()
+
+    app = FastAPI(
+        title="consent-ledger",
+        version="0.1.0",
+        summary="Residents authorize, hospitals request, every decision is logged and anchored.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.include_router(log.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

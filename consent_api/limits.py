@@ -1,0 +1,81 @@
+"""Refuse oversized request bodies before any route reads them (413, as a problem document)."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import PROBLEM_BASE, PROBLEM_JSON
+
+
+class BodyLimit:
+    """ASGI middleware: a declared or streamed body over ``max_bytes`` gets 413."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await self._refuse(send, 400, "bad-request", "Content-Length is not a number")
+                    return
+                if declared > self.max_bytes:
+                    await self._refuse_large(send)
+                    return
+        received = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse_large(send)
+
+    async def _refuse_large(self, send: Send) -> None:
+        await self._refuse(
+            send, 413, "payload-too-large", f"the body is larger than {self.max_bytes} bytes"
+        )
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, slug: str, detail: str) -> None:
+        body = json.dumps(
+            {"type": PROBLEM_BASE + slug, "title": detail, "status": status, "detail": detail}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,171 @@
+"""The log, read-only, for auditors and anyone: checkpoints, leaves, proofs, anchors, key."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from contracts.records import AnchorRecord
+from ledger.anchor_store import AnchorStore
+from ledger.log import Ledger
+
+from ..dependencies import get_ledger, get_settings
+from ..errors import NotFoundError, UnprocessableError
+from ..settings import ApiSettings
+
+router = APIRouter(prefix="/v1/log", tags=["log"])
+
+NOTE_MEDIA = "text/plain; charset=utf-8"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class LeafOut(BaseModel):
+    leaf_index: int
+    leaf_data: str = Field(description="The exact leaf bytes, base64; the leaf hash is over them.")
+
+
+class LeavesPage(BaseModel):
+    start: int
+    end: int
+    tree_size: int
+    leaves: list[LeafOut]
+    next: str | None = Field(description="The next page's URL, or null at the end.")
+
+
+class InclusionOut(BaseModel):
+    leaf_index: int
+    tree_size: int
+    proof: list[str] = Field(description="Sibling hashes, base64, leaf to root.")
+
+
+class ConsistencyOut(BaseModel):
+    size1: int
+    size2: int
+    proof: list[str]
+
+
+class AnchorOut(BaseModel):
+    tree_size: int
+    checkpoint: str = Field(description="The signed checkpoint this anchor commits to.")
+    anchor: dict[str, int | str] = Field(description="Chain id, contract, tx, block, root.")
+
+
+def _anchors(request: Request) -> AnchorStore:
+    anchors: AnchorStore = request.app.state.anchors
+    return anchors
+
+
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}, 404: {"description": "No checkpoint yet"}},
+)
+def latest_checkpoint(ledger: Annotated[Ledger, Depends(get_ledger)]) -> PlainTextResponse:
+    """The latest signed checkpoint, as C2SP signed-note text."""
+    checkpoint = ledger.latest_checkpoint()
+    if checkpoint is None:
+        raise NotFoundError("no checkpoint has been sealed yet")
+    return PlainTextResponse(checkpoint.note, media_type=NOTE_MEDIA)
+
+
+@router.get("/checkpoints/{tree_size}", response_class=PlainTextResponse)
+def checkpoint_at(
+    tree_size: int, ledger: Annotated[Ledger, Depends(get_ledger)]
+) -> PlainTextResponse:
+    """The signed checkpoint sealed at exactly ``tree_size``."""
+    checkpoint = ledger.store.checkpoint_at(tree_size)
+    if checkpoint is None:
+        raise NotFoundError(f"no checkpoint was sealed at size {tree_size}")
+    return PlainTextResponse(checkpoint.note, media_type=NOTE_MEDIA)
+
+
+@router.get("/leaves")
+def leaves(
+    request: Request,
+    ledger: Annotated[Ledger, Depends(get_ledger)],
+    settings: Annotated[ApiSettings, Depends(get_settings)],
+    start: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    end: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+) -> LeavesPage:
+    """Leaves ``start <= leaf_index < end`` in order, at most ``page_size`` per page."""
+    size = ledger.tree_size()
+    stop = size if end is None else min(end, size)
+    if end is not None and end < start:
+        raise UnprocessableError(f"end {end} is before start {start}")
+    stop = min(stop, start + settings.page_size)
+    rows = ledger.leaves(start, stop) if start < stop else []
+    wanted_end = size if end is None else min(end, size)
+    following = None
+    if stop < wanted_end:
+        url = request.url.include_query_params(start=stop)
+        following = str(url)
+    return LeavesPage(
+        start=start,
+        end=max(start, stop),
+        tree_size=size,
+        leaves=[LeafOut(leaf_index=r.leaf_index, leaf_data=_b64(r.leaf_data)) for r in rows],
+        next=following,
+    )
+
+
+@router.get("/proof/inclusion")
+def inclusion(
+    ledger: Annotated[Ledger, Depends(get_ledger)],
+    leaf_index: Annotated[int, Query(ge=0, le=2**63 - 1)],
+    tree_size: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> InclusionOut:
+    """Inclusion proof of a leaf in the tree of ``tree_size`` (default: the current tree)."""
+    proof = ledger.inclusion_proof(leaf_index, tree_size)
+    return InclusionOut(
+        leaf_index=proof.leaf_index,
+        tree_size=proof.tree_size,
+        proof=[_b64(h) for h in proof.hashes],
+    )
+
+
+@router.get("/proof/consistency")
+def consistency(
+    ledger: Annotated[Ledger, Depends(get_ledger)],
+    size1: Annotated[int, Query(ge=0, le=2**63 - 1)],
+    size2: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+) -> ConsistencyOut:
+    """Consistency proof that the tree of ``size2`` extends the tree of ``size1``."""
+    proof = ledger.consistency_proof(size1, size2)
+    return ConsistencyOut(
+        size1=proof.size1, size2=proof.size2, proof=[_b64(h) for h in proof.hashes]
+    )
+
+
+@router.get("/anchors")
+def anchors(
+    ledger: Annotated[Ledger, Depends(get_ledger)],
+    store: Annotated[AnchorStore, Depends(_anchors)],
+    after: Annotated[int, Query(ge=-1, le=2**63 - 1)] = -1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AnchorOut]:
+    """Anchored checkpoints with a tree size above ``after``, oldest first."""
+    out = []
+    for anchor in store.confirmed(after_size=after, limit=limit):
+        checkpoint = ledger.store.checkpoint_at(anchor.tree_size)
+        if checkpoint is None or anchor.record is None:
+            continue
+        record = AnchorRecord.from_json(anchor.record)
+        out.append(
+            AnchorOut(
+                tree_size=anchor.tree_size, checkpoint=checkpoint.note, anchor=record.to_dict()
+            )
+        )
+    return out
+
+
+@router.get("/key", response_class=PlainTextResponse)
+def key(ledger: Annotated[Ledger, Depends(get_ledger)]) -> PlainTextResponse:
+    """The log's public key (C2SP vkey) that signs its checkpoints."""
+    return PlainTextResponse(ledger.verifier.to_vkey() + "\n", media_type=NOTE_MEDIA)
