@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from .models import AnchorRow
 from .store import LedgerStore
@@ -14,6 +14,7 @@ _ANCHOR = AnchorRow.__table__  # type: ignore[attr-defined]
 
 PREPARED = "prepared"
 CONFIRMED = "confirmed"
+SUPERSEDED = "superseded"  # passed on chain by a later anchor before this one could be sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,9 +23,9 @@ class StoredAnchor:
     state: str
     chain_id: int
     contract: str
-    nonce: int
+    nonce: int | None
     tx_hash: bytes
-    raw_tx: bytes
+    raw_tx: bytes | None
     record: str | None
     block_number: int | None
     prepared_at: float
@@ -39,7 +40,7 @@ def _anchor(row: Any) -> StoredAnchor:
         contract=row.contract,
         nonce=row.nonce,
         tx_hash=bytes(row.tx_hash),
-        raw_tx=bytes(row.raw_tx),
+        raw_tx=None if row.raw_tx is None else bytes(row.raw_tx),
         record=row.record,
         block_number=row.block_number,
         prepared_at=row.prepared_at,
@@ -51,8 +52,7 @@ class AnchorStore:
     """Anchor rows: at most one prepared at a time, confirmed ones in growing tree size."""
 
     def __init__(self, store: LedgerStore) -> None:
-        self.store = store
-        AnchorRow.metadata.create_all(store.engine, tables=[_ANCHOR])
+        self.store = store  # the anchor table is created with the log's own tables
 
     def prepared(self) -> StoredAnchor | None:
         query = select(_ANCHOR).where(_ANCHOR.c.state == PREPARED).order_by(_ANCHOR.c.tree_size)
@@ -85,13 +85,45 @@ class AnchorStore:
                 )
             )
 
-    def record_confirmed(self, tree_size: int, record: str, block_number: int, now: float) -> None:
+    def record_confirmed(
+        self,
+        tree_size: int,
+        record: str,
+        block_number: int,
+        now: float,
+        *,
+        chain_id: int,
+        contract: str,
+        tx_hash: bytes,
+    ) -> None:
+        """Mark an anchoring confirmed; insert the row when the anchor was found on chain
+        without a prepared row of ours (adopted after a restore or a lost journal)."""
         with self.store.write() as conn:
-            conn.execute(
+            updated = conn.execute(
                 update(_ANCHOR)
                 .where(_ANCHOR.c.tree_size == tree_size)
-                .values(state=CONFIRMED, record=record, block_number=block_number, confirmed_at=now)
+                .values(
+                    state=CONFIRMED,
+                    record=record,
+                    block_number=block_number,
+                    confirmed_at=now,
+                    tx_hash=tx_hash,
+                )
             )
+            if updated.rowcount == 0:
+                conn.execute(
+                    insert(_ANCHOR).values(
+                        tree_size=tree_size,
+                        state=CONFIRMED,
+                        chain_id=chain_id,
+                        contract=contract,
+                        tx_hash=tx_hash,
+                        record=record,
+                        block_number=block_number,
+                        prepared_at=now,
+                        confirmed_at=now,
+                    )
+                )
 
     def discard_prepared(self, tree_size: int) -> None:
         """Forget a prepared transaction that can never be mined (its nonce was used)."""
@@ -99,6 +131,29 @@ class AnchorStore:
             conn.execute(
                 delete(_ANCHOR).where(_ANCHOR.c.tree_size == tree_size, _ANCHOR.c.state == PREPARED)
             )
+
+    def record_superseded(self, tree_size: int, now: float) -> None:
+        with self.store.write() as conn:
+            conn.execute(
+                insert(_ANCHOR).values(
+                    tree_size=tree_size,
+                    state=SUPERSEDED,
+                    chain_id=0,
+                    contract="",
+                    tx_hash=bytes(32),
+                    prepared_at=now,
+                    confirmed_at=now,
+                )
+            )
+
+    def latest_settled(self) -> int | None:
+        """The largest tree size confirmed or superseded: the anchorer's queue starts after it."""
+        query = select(func.max(_ANCHOR.c.tree_size)).where(
+            _ANCHOR.c.state.in_((CONFIRMED, SUPERSEDED))
+        )
+        with self.store.read() as conn:
+            value = conn.execute(query).scalar()
+        return None if value is None else int(value)
 
     def latest_confirmed(self) -> StoredAnchor | None:
         query = (

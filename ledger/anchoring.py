@@ -16,6 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import IntegrityError as DBAPIIntegrityError
+
 from contracts.chain import Chain, connect
 from contracts.client import AnchorRegistryClient
 from contracts.errors import AnchorRejectedError, ChainError, ChainUnavailableError
@@ -120,9 +122,9 @@ class Anchorer:
     # -- anchoring ----------------------------------------------------------------------------
 
     def queued(self) -> list[StoredCheckpoint]:
-        """Sealed checkpoints not yet anchored, oldest first."""
-        done = self.anchors.latest_confirmed()
-        return self.ledger.store.checkpoints(after_size=-1 if done is None else done.tree_size)
+        """Sealed checkpoints not yet anchored, oldest first (the empty tree is never anchored)."""
+        settled = self.anchors.latest_settled()
+        return self.ledger.store.checkpoints(after_size=0 if settled is None else settled)
 
     def anchor_queued(self) -> list[AnchorRecord]:
         """Anchor every queued checkpoint in order; ChainUnavailableError leaves the rest queued."""
@@ -158,7 +160,12 @@ class Anchorer:
     def run(self, stop: threading.Event, *, poll: float = 0.5) -> None:
         """Seal and anchor until ``stop`` is set."""
         while not stop.is_set():
-            report = self.run_once()
+            try:
+                report = self.run_once()
+            except Exception:  # the loop must outlive a bad pass (a database hiccup, say)
+                log.exception("anchoring pass failed; retrying")
+                stop.wait(min(poll * 10, 5.0))
+                continue
             stop.wait(poll if report.error is None else min(poll * 10, 5.0))
 
     def close(self) -> None:
@@ -182,15 +189,20 @@ class Anchorer:
             if exc.error_name == "StaleTreeSize":
                 return self._adopt(registry, checkpoint)
             raise
-        self.anchors.record_prepared(
-            tree_size=checkpoint.tree_size,
-            chain_id=registry.chain.chain_id,
-            contract=registry.address,
-            nonce=tx.nonce,
-            tx_hash=tx.tx_hash,
-            raw_tx=tx.raw,
-            now=time.time(),
-        )
+        try:
+            self.anchors.record_prepared(
+                tree_size=checkpoint.tree_size,
+                chain_id=registry.chain.chain_id,
+                contract=registry.address,
+                nonce=tx.nonce,
+                tx_hash=tx.tx_hash,
+                raw_tx=tx.raw,
+                now=time.time(),
+            )
+        except DBAPIIntegrityError:
+            # Another anchorer process journaled this checkpoint first; ours is never sent.
+            log.warning("checkpoint %d is being anchored by another process", checkpoint.tree_size)
+            return None
         registry.send(tx)
         return self._confirm(
             checkpoint.tree_size, registry.wait(tx.tx_hash, self.settings.anchor_timeout)
@@ -198,40 +210,59 @@ class Anchorer:
 
     def _finish(self, registry: AnchorRegistryClient, pending: StoredAnchor) -> AnchorRecord | None:
         """Complete an anchoring a previous run recorded but may not have sent or confirmed."""
-        record = registry.find_receipt(pending.tx_hash)
-        if record is None:
-            tx = PreparedTx(tx_hash=pending.tx_hash, raw=pending.raw_tx, nonce=pending.nonce)
-            try:
+        checkpoint = self.ledger.store.checkpoint_at(pending.tree_size)
+        if checkpoint is None or pending.raw_tx is None or pending.nonce is None:
+            raise ChainError(f"the journal of anchoring size {pending.tree_size} is incomplete")
+        try:
+            record = registry.find_receipt(pending.tx_hash)
+            if record is None:
+                tx = PreparedTx(tx_hash=pending.tx_hash, raw=pending.raw_tx, nonce=pending.nonce)
                 registry.send(tx)
-            except AnchorRejectedError:
-                # The node refuses it and never mined it (its nonce went elsewhere): start over.
-                log.warning(
-                    "prepared anchor of size %d was never mined; preparing anew", pending.tree_size
-                )
-                self.anchors.discard_prepared(pending.tree_size)
-                return None
-            record = registry.wait(pending.tx_hash, self.settings.anchor_timeout)
+                record = registry.wait(pending.tx_hash, self.settings.anchor_timeout)
+        except AnchorRejectedError as exc:
+            # Never mined (its nonce went elsewhere) or mined and reverted (the size was
+            # anchored meanwhile): this transaction is dead. The chain may hold the anchor anyway.
+            log.warning("journaled anchor of size %d failed (%s)", pending.tree_size, exc)
+            self.anchors.discard_prepared(pending.tree_size)
+            return self._adopt(registry, checkpoint)
         return self._confirm(pending.tree_size, record)
 
     def _adopt(
         self, registry: AnchorRegistryClient, checkpoint: StoredCheckpoint
     ) -> AnchorRecord | None:
-        """The chain already holds an anchor at or past this size: take ours if it is there."""
-        latest = registry.latest(self.log_id)
-        if latest is not None and latest.tree_size == checkpoint.tree_size:
-            if latest.root_hash != checkpoint.root_hash:
+        """The chain already holds an anchor at or past this size: record ours if it is there.
+
+        Found with the same root, it is confirmed; with another root, the log was forked (or
+        two logs share an origin) and anchoring stops loudly. Absent while the chain is past
+        this size, the checkpoint can no longer be anchored: it is marked superseded, and the
+        later checkpoints (each a consistent extension) carry its events.
+        """
+        found = registry.anchors(self.log_id, 0, tree_size=checkpoint.tree_size)
+        if found:
+            record = found[0]
+            if record.root_hash != checkpoint.root_hash:
                 raise ChainError(
                     f"the chain anchors size {checkpoint.tree_size} with another root: "
                     "two logs share this origin, or the log was forked"
                 )
-            return self._confirm(checkpoint.tree_size, latest)
-        raise ChainError(
-            f"the chain's latest anchor of this log is past size {checkpoint.tree_size}, "
-            "which this database never anchored"
-        )
+            return self._confirm(checkpoint.tree_size, record)
+        latest = registry.latest(self.log_id)
+        if latest is None or latest.tree_size < checkpoint.tree_size:
+            return None  # not stale after all (a reorg?): the next pass prepares it anew
+        log.warning("checkpoint %d was passed on chain; marked superseded", checkpoint.tree_size)
+        self.anchors.record_superseded(checkpoint.tree_size, time.time())
+        return None
 
     def _confirm(self, tree_size: int, record: AnchorRecord) -> AnchorRecord:
         if (record.tree_size, record.log_id) != (tree_size, self.log_id):
             raise ChainError(f"transaction anchored {record.tree_size}, expected {tree_size}")
-        self.anchors.record_confirmed(tree_size, record.to_json(), record.block_number, time.time())
+        self.anchors.record_confirmed(
+            tree_size,
+            record.to_json(),
+            record.block_number,
+            time.time(),
+            chain_id=record.chain_id,
+            contract=record.contract,
+            tx_hash=record.tx_hash,
+        )
         return record

@@ -163,15 +163,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(args), events=args.events)
 
 
+def _log_options(default: Any) -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--data-dir", type=Path, default=default, help="key files and SQLite file (default ./var)"
+    )
+    options.add_argument(
+        "--database-url", default=default, help="SQLAlchemy URL, e.g. postgresql://user@host/db"
+    )
+    options.add_argument("--origin", default=default, help="the log's name in checkpoints")
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consent-ledger",
         description="A verifiable, anchored log of health-data consents and access decisions.",
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", type=Path, help="key files and SQLite file (default ./var)")
-    common.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db")
-    common.add_argument("--origin", help="the log's name in checkpoints")
+    common = _log_options(None)
+    # Also accepted after a sub-command ("prove inclusion --data-dir X"); SUPPRESS keeps a
+    # value given before it from being reset.
+    common_after = _log_options(argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
@@ -186,10 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("checkpoint", cmd_checkpoint, "seal the current tree and print the signed checkpoint")
     prove = add("prove", cmd_prove, "print an inclusion or consistency proof as JSON")
     what = prove.add_subparsers(dest="what", required=True)
-    inclusion = what.add_parser("inclusion", help="proof that a leaf is in the tree")
+    inclusion = what.add_parser(
+        "inclusion", parents=[common_after], help="proof that a leaf is in the tree"
+    )
     inclusion.add_argument("--leaf-index", type=int, required=True)
     inclusion.add_argument("--tree-size", type=int, help="default: the current size")
-    consistency = what.add_parser("consistency", help="proof that size2 extends size1")
+    consistency = what.add_parser(
+        "consistency", parents=[common_after], help="proof that size2 extends size1"
+    )
     consistency.add_argument("--size1", type=int, required=True)
     consistency.add_argument("--size2", type=int, help="default: the current size")
     verify = sub.add_parser(

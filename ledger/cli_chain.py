@@ -61,7 +61,16 @@ def cmd_verify_receipt(args: argparse.Namespace) -> int:
     verifier = offline.load_verifier(offline.read_key(args.key))
     doc = json.loads(Path(args.receipt).read_text("utf-8"))
     chain = None
-    if args.rpc_url or args.chain_dir:
+    if args.offline == bool(args.rpc_url or args.chain_dir):
+        raise ConfigurationError(
+            "say where to check the anchor: --rpc-url URL or --chain-dir DIR (with --contract), "
+            "or --offline to check only the proof, the signature and the anchor's root"
+        )
+    if args.offline and args.contract:
+        raise ConfigurationError(
+            "--contract is for the on-chain check; it means nothing with --offline"
+        )
+    if not args.offline:
         if not args.contract:
             raise ConfigurationError("checking the anchor on chain needs --contract ADDRESS")
         chain = connect(args.rpc_url) if args.rpc_url else connect(data_dir=Path(args.chain_dir))
@@ -76,15 +85,15 @@ def cmd_verify_receipt(args: argparse.Namespace) -> int:
             "verified": "receipt",
             "leaf_index": check.leaf_index,
             "tree_size": check.checkpoint.tree_size,
-            "anchor": "checked on chain" if check.chain_checked else "not checked: no chain given",
+            "anchor": "checked on chain" if check.chain_checked else "not checked on chain",
             "chain_id": check.anchor.chain_id,
             "block_number": check.anchor.block_number,
         }
     )
     if not check.chain_checked:
         print(
-            "consent-ledger: note: give --rpc-url (or --chain-dir) and --contract to check "
-            "the anchor on chain",
+            "consent-ledger: note: the anchor's transaction and block were not checked; "
+            "give --rpc-url (or --chain-dir) and --contract for that",
             file=sys.stderr,
         )
     return 0
@@ -112,4 +121,9 @@ def register(sub: Any, common: argparse.ArgumentParser, ledger_opener: Any) -> N
     check.add_argument("--rpc-url", help="JSON-RPC node to check the anchor against")
     check.add_argument("--chain-dir", help="or: an embedded chain's data directory")
     check.add_argument("--contract", help="the AnchorRegistry address you trust")
+    check.add_argument(
+        "--offline",
+        action="store_true",
+        help="check proof, signature and anchored root only; the chain is not asked",
+    )
     check.set_defaults(handler=cmd_verify_receipt)

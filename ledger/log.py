@@ -129,10 +129,11 @@ class Ledger:
         nodes: list[ProofNodes] = []
 
         def ids_for(size: int) -> list[NodeID]:
-            if not 0 <= size1 <= size:
-                raise TreeSizeError(f"size1 {size1} must be between 0 and size2 {size}")
-            if size1 in (0, size):
-                return []  # nothing to prove: every tree extends the empty one and itself
+            if not 1 <= size1 <= size:
+                # As in RFC 9162 and transparency-dev: no proof from the empty tree.
+                raise TreeSizeError(f"size1 {size1} must be between 1 and size2 {size}")
+            if size1 == size:
+                return []  # a tree is consistent with itself
             nodes.append(consistency_nodes(size1, size))
             return nodes[0].ids
 

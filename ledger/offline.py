@@ -32,9 +32,14 @@ def unb64(value: object, field: str) -> bytes:
     if not isinstance(value, str):
         raise DocumentError(field, "expected a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
+        raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise DocumentError(field, f"not base64: {exc}") from exc
+    # Only the canonical text: several texts decode to the same bytes in lenient decoders,
+    # and a verified document must not have fields that can change without failing.
+    if b64(raw) != value:
+        raise DocumentError(field, "not canonical base64")
+    return raw
 
 
 def integer(doc: dict[str, Any], field: str) -> int:
@@ -58,7 +63,12 @@ def read_key(value: str) -> str:
 
 
 def load_verifier(vkey: str) -> NoteVerifier:
-    return NoteVerifier.from_vkey(vkey.strip())
+    try:
+        return NoteVerifier.from_vkey(vkey.strip())
+    except ValueError as exc:
+        raise DocumentError(
+            "key", f"not a public key (C2SP vkey text, or a file holding one): {exc}"
+        ) from exc
 
 
 def check_checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:

@@ -14,7 +14,7 @@ class Progress:
         self.done = 0
         self.stream = stream or sys.stderr
         self._started = time.monotonic()
-        self._shown = 0.0
+        self._shown = self._started  # short work prints nothing until finish()
 
     def advance(self, count: int) -> None:
         self.done += count

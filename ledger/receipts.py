@@ -23,6 +23,9 @@ from .events import decode_leaf
 from .log import Ledger
 
 RECEIPT_VERSION = 1
+RECEIPT_KEYS = frozenset(
+    {"receipt_version", "leaf_index", "event", "tree_size", "proof", "checkpoint", "anchor"}
+)
 
 
 class NotAnchoredError(LedgerError):
@@ -69,6 +72,9 @@ def verify_receipt(
         raise DocumentError("receipt", "expected a JSON object")
     if doc.get("receipt_version") != RECEIPT_VERSION:
         raise DocumentError("receipt_version", f"expected {RECEIPT_VERSION}")
+    unknown = sorted(set(doc) - RECEIPT_KEYS)
+    if unknown:
+        raise DocumentError("receipt", f"unknown fields {unknown}")
     note = doc.get("checkpoint")
     if not isinstance(note, str):
         raise DocumentError("checkpoint", "expected signed-note text")

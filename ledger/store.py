@@ -13,7 +13,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import SQLModel
@@ -22,16 +33,18 @@ from hashing import EMPTY_ROOT, CompactRange, NodeID, node_hash
 
 from .errors import ConfigurationError, IntegrityError, TreeSizeError
 from .events import EncodedEvent
-from .models import CheckpointRow, Leaf, LogHead, LogMeta, TreeNode
+from .models import AnchorRow, CheckpointRow, Leaf, LogHead, LogMeta, TreeNode
 
 _LEAF = Leaf.__table__  # type: ignore[attr-defined]
 _NODE = TreeNode.__table__  # type: ignore[attr-defined]
 _HEAD = LogHead.__table__  # type: ignore[attr-defined]
 _CHECKPOINT = CheckpointRow.__table__  # type: ignore[attr-defined]
 _META = LogMeta.__table__  # type: ignore[attr-defined]
+_ANCHOR = AnchorRow.__table__  # type: ignore[attr-defined]
 
 # Keeps each IN list well inside every driver's parameter limits.
-_CHUNK = 500
+_CHUNK = 200
+_SCHEMA_LOCK = 0x636F6E73656E74  # an arbitrary advisory-lock key for schema creation
 _LEAF_COLUMNS = ("leaf_index", "kind", "leaf_data", "leaf_hash", "appended_at")
 _NODE_COLUMNS = ("level", "node_index", "hash")
 
@@ -92,6 +105,13 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _insert_ignore(conn: Connection, table: Any) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
 def _bulk_insert(
     conn: Connection, table: Any, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> None:
@@ -134,14 +154,19 @@ class LedgerStore:
         store.create_schema()
         return store
 
-    def create_schema(self) -> None:
-        SQLModel.metadata.create_all(
-            self.engine,
-            tables=[_HEAD, _LEAF, _NODE, _CHECKPOINT, _META],
-        )
+    def create_schema(self, extra_tables: Sequence[Any] = ()) -> None:
+        """Create the tables once, even when several processes start at the same moment."""
         with self.write() as conn:
-            if conn.execute(select(_HEAD.c.id)).first() is None:
-                conn.execute(insert(_HEAD).values(id=1, tree_size=0, root_hash=EMPTY_ROOT))
+            if conn.dialect.name == "postgresql":
+                # CREATE TABLE IF NOT EXISTS races on PostgreSQL's catalog; SQLite's BEGIN
+                # IMMEDIATE already serializes, PostgreSQL takes an advisory lock.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+            SQLModel.metadata.create_all(
+                conn, tables=[_HEAD, _LEAF, _NODE, _CHECKPOINT, _META, _ANCHOR, *extra_tables]
+            )
+            conn.execute(
+                _insert_ignore(conn, _HEAD).values(id=1, tree_size=0, root_hash=EMPTY_ROOT)
+            )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -248,22 +273,28 @@ class LedgerStore:
         return hashes
 
     def _stored_hashes(self, conn: Connection, ids: Sequence[NodeID]) -> dict[NodeID, bytes]:
+        # Plain driver SQL: building ORM expressions for a few dozen key pairs costs more than
+        # the database's own work on this hot read path (proofs are served per request).
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         found: dict[NodeID, bytes] = {}
         leaf_ids = [n.index for n in ids if n.level == 0]
-        inner_ids = [(n.level, n.index) for n in ids if n.level > 0]
         for start in range(0, len(leaf_ids), _CHUNK):
             chunk = leaf_ids[start : start + _CHUNK]
-            query = select(_LEAF.c.leaf_index, _LEAF.c.leaf_hash).where(
-                _LEAF.c.leaf_index.in_(chunk)
+            sql = (
+                "SELECT leaf_index, leaf_hash FROM leaf WHERE leaf_index IN "  # noqa: S608
+                f"({', '.join(mark for _ in chunk)})"
             )
-            for index, digest in conn.execute(query):
+            for index, digest in conn.exec_driver_sql(sql, tuple(chunk)):
                 found[NodeID(0, index)] = bytes(digest)
-        for start in range(0, len(inner_ids), _CHUNK):
-            chunk_pairs = inner_ids[start : start + _CHUNK]
-            query = select(_NODE.c.level, _NODE.c.node_index, _NODE.c.hash).where(
-                tuple_(_NODE.c.level, _NODE.c.node_index).in_(chunk_pairs)
-            )
-            for level, index, digest in conn.execute(query):
+        pairs = [(n.level, n.index) for n in ids if n.level > 0]
+        for start in range(0, len(pairs), _CHUNK):
+            chunk_pairs = pairs[start : start + _CHUNK]
+            # OR of equalities, not a row-value IN: SQLite plans "(a, b) IN (VALUES ...)" as a
+            # full scan, while each equality pair is a primary-key search on both databases.
+            where = " OR ".join(f"(level = {mark} AND node_index = {mark})" for _ in chunk_pairs)
+            sql = f"SELECT level, node_index, hash FROM tree_node WHERE {where}"  # noqa: S608
+            params = tuple(value for pair in chunk_pairs for value in pair)
+            for level, index, digest in conn.exec_driver_sql(sql, params):
                 found[NodeID(level, index)] = bytes(digest)
         return found
 
@@ -289,19 +320,16 @@ class LedgerStore:
     # -- checkpoints and metadata -------------------------------------------------------------
 
     def save_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        """Keep the first checkpoint sealed at a size; a concurrent second one is dropped."""
         with self.write() as conn:
-            exists = select(_CHECKPOINT.c.tree_size).where(
-                _CHECKPOINT.c.tree_size == checkpoint.tree_size
-            )
-            if conn.execute(exists).first() is None:
-                conn.execute(
-                    insert(_CHECKPOINT).values(
-                        tree_size=checkpoint.tree_size,
-                        root_hash=checkpoint.root_hash,
-                        note=checkpoint.note,
-                        created_at=checkpoint.created_at,
-                    )
+            conn.execute(
+                _insert_ignore(conn, _CHECKPOINT).values(
+                    tree_size=checkpoint.tree_size,
+                    root_hash=checkpoint.root_hash,
+                    note=checkpoint.note,
+                    created_at=checkpoint.created_at,
                 )
+            )
 
     def checkpoints(self, after_size: int = -1, limit: int = 1000) -> list[StoredCheckpoint]:
         query = (

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import event, func, select
@@ -55,7 +57,8 @@ def test_every_proof_matches_the_in_memory_tree(ledger: Ledger) -> None:
             proof = ledger.inclusion_proof(index, size)
             assert proof.hashes == inclusion_proof(hashes, index, size)
             verify_inclusion(hashes[index], index, size, proof.hashes, root)
-        assert ledger.consistency_proof(0, size).hashes == []
+        with pytest.raises(TreeSizeError):
+            ledger.consistency_proof(0, size)
         for size1 in range(1, size + 1):
             proof_c = ledger.consistency_proof(size1, size)
             assert proof_c.hashes == consistency_proof(hashes, size1, size)
@@ -167,3 +170,33 @@ def test_a_different_key_or_origin_is_refused(settings: LedgerSettings) -> None:
     )
     with pytest.raises(ConfigurationError, match="holds the log"):
         Ledger.open(other)
+
+
+def test_proof_reads_search_by_key_never_scan(tmp_path: Path) -> None:
+    """Every read of a proof is a primary-key search (a scan would grow with the log)."""
+    ledger = Ledger.open(
+        LedgerSettings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'plan.db'}")
+    )
+    ledger.append_many(consent(n) for n in range(5000))
+    captured: list[tuple[str, object]] = []
+
+    def capture(*args: object) -> None:
+        captured.append((str(args[2]), args[3]))
+
+    event.listen(ledger.store.engine, "before_cursor_execute", capture)
+    ledger.inclusion_proof(1234, 5000)
+    ledger.consistency_proof(777, 4999)
+    ledger.root(3333)
+    event.remove(ledger.store.engine, "before_cursor_execute", capture)
+    raw = sqlite3.connect(tmp_path / "plan.db")
+    plans = [
+        raw.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()  # type: ignore[arg-type]
+        for sql, params in captured
+        if sql.lstrip().upper().startswith("SELECT")
+    ]
+    raw.close()
+    ledger.close()
+    details = [row[3] for plan in plans for row in plan]
+    assert any("tree_node" in d for d in details)
+    # The one-row head table is the only thing read whole.
+    assert not [d for d in details if d.startswith("SCAN") and "log_head" not in d], details
