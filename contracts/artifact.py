@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -20,6 +21,7 @@ CONTRACT_NAME = "AnchorRegistry"
 PACKAGE_DIR = Path(__file__).resolve().parent
 SOURCE_PATH = PACKAGE_DIR / f"{CONTRACT_NAME}.sol"
 ARTIFACT_PATH = PACKAGE_DIR / "artifacts" / f"{CONTRACT_NAME}.json"
+_LOWER_HEX = re.compile(r"0x(?:[0-9a-f]{2})+")
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class Artifact:
                     optimizer_enabled=bool(compiler["optimizer"]["enabled"]),
                     optimizer_runs=int(compiler["optimizer"]["runs"]),
                 ),
-                source_sha256=bytes.fromhex(document["sourceSha256"]),
+                source_sha256=_unhex("0x" + document["sourceSha256"], 32),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ArtifactError(f"malformed contract artifact: {exc}") from exc
@@ -115,7 +117,11 @@ def load_artifact() -> Artifact:
     return artifact
 
 
-def _unhex(value: str) -> bytes:
-    if not value.startswith("0x"):
-        raise ValueError(f"expected 0x-prefixed hex, got {value[:12]!r}")
-    return bytes.fromhex(value[2:])
+def _unhex(value: str, length: int | None = None) -> bytes:
+    """Bytes from 0x + lower-case hex, as ``to_json_bytes`` writes them (no spaces)."""
+    if not isinstance(value, str) or _LOWER_HEX.fullmatch(value) is None:
+        raise ValueError(f"expected 0x and lower-case hex, got {str(value)[:12]!r}")
+    data = bytes.fromhex(value[2:])
+    if length is not None and len(data) != length:
+        raise ValueError(f"expected {length} bytes, got {len(data)}")
+    return data

@@ -47,7 +47,8 @@ class Chain:
     """A connection to one chain.
 
     ``accounts`` are the signing keys held locally for this chain: the embedded chain's
-    funded dev account first, then any keys passed to :func:`connect`.
+    funded dev account first (when its key file is there), then any keys passed to
+    :func:`connect`.
     """
 
     w3: Web3
@@ -129,12 +130,21 @@ def connect(
     data_dir: Path | None = None,
     keys: Sequence[bytes] = (),
     timeout: float = DEFAULT_TIMEOUT_S,
+    create: bool = True,
 ) -> Chain:
     """Connect to a JSON-RPC node at ``rpc_url``, or open the embedded chain in ``data_dir``.
 
     Exactly one of the two must be given. ``keys`` are private keys to hold as
     ``Chain.accounts``. Raises ChainUnavailableError if the node does not answer (an RPC
     node is asked for its chain id) or another process has the embedded chain open.
+
+    An embedded chain is created in ``data_dir`` on first use. For checking anchors, pass
+    ``create=False``: a directory without a chain then raises ChainUnavailableError ("no
+    embedded chain in DIR") instead of getting a new, empty chain, and nothing is written
+    there. Opening an existing chain that way still takes its lock (creating the empty lock
+    file if it is missing), so it fails while another process has the chain open. It does
+    not stop transactions being sent through the returned Chain. (Connecting to a node
+    never creates a chain, so ``create`` matters only with ``data_dir``.)
     """
     if (rpc_url is None) == (data_dir is None):
         raise ValueError("connect() needs exactly one of rpc_url or data_dir")
@@ -152,12 +162,13 @@ def connect(
     # Imported here: RPC-only users need not load py-evm and eth-tester.
     from contracts.embedded import open_embedded
 
-    node = open_embedded(data_dir)
+    node = open_embedded(data_dir, create=create)
     w3 = Web3(node.provider)
+    dev = () if node.dev_key is None else (Account.from_key(node.dev_key),)
     return Chain(
         w3=w3,
         chain_id=int(w3.eth.chain_id),
-        accounts=(Account.from_key(node.dev_key), *held),
+        accounts=(*dev, *held),
         data_dir=data_dir,
         _embedded=node,
     )

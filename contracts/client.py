@@ -1,5 +1,5 @@
-"""AnchorRegistryClient: deploy the registry, manage anchorers, anchor checkpoints, read
-anchors back from events and receipts, and verify an anchor record against the chain.
+"""AnchorRegistryClient: deploy the registry, assign logs to anchorers, anchor checkpoints,
+read anchors back from events and receipts, and verify an anchor record against the chain.
 
 Anchoring is two-phase for crash safety: :meth:`AnchorRegistryClient.prepare_anchor` signs
 without sending, so the caller can store the transaction hash before
@@ -9,15 +9,16 @@ tells whether it landed and ``send`` may safely be repeated.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_typing import ChecksumAddress, Hash32
+from eth_typing import BlockNumber, ChecksumAddress, Hash32
 from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.types import TxParams
+from web3.types import BlockIdentifier, TxParams
 
 from contracts.artifact import load_artifact
 from contracts.chain import Chain, unavailable_on_io_error
@@ -41,10 +42,8 @@ class AnchorRegistryClient:
         self.account = account
         self._contract = chain.w3.eth.contract(address=self.address, abi=list(artifact.abi))
         self._reverts = RevertDecoder(artifact.abi)
-        anchored_abi = next(
-            e for e in artifact.abi if e["type"] == "event" and e["name"] == "Anchored"
-        )
-        self._anchored_topic = keccak(text=abi_signature(anchored_abi))
+        self._anchored_topic = _event_topic(artifact.abi, "Anchored")
+        self._assigned_topic = _event_topic(artifact.abi, "LogAssigned")
 
     # -- construction ------------------------------------------------------------------
 
@@ -78,17 +77,23 @@ class AnchorRegistryClient:
 
     # -- owner operations --------------------------------------------------------------
 
-    def add_anchorer(self, account: str) -> bytes:
-        return self._transact(self._contract.functions.addAnchorer(_checksum(account)))
+    def assign_log(self, log_id: bytes, account: str) -> bytes:
+        """Make ``account`` the only one that may anchor ``log_id``; return the tx hash.
 
-    def remove_anchorer(self, account: str) -> bytes:
-        return self._transact(self._contract.functions.removeAnchorer(_checksum(account)))
+        Reassigning hands the log over (its anchors stay; the new anchorer goes on from the
+        latest tree size). The zero address revokes: nobody may anchor the log until it is
+        assigned again. Owner only (``NotOwner`` otherwise).
+        """
+        _require_bytes32("log_id", log_id)
+        return self._transact(self._contract.functions.assignLog(log_id, _checksum(account)))
 
     def transfer_ownership(self, new_owner: str) -> bytes:
         return self._transact(self._contract.functions.transferOwnership(_checksum(new_owner)))
 
-    def is_anchorer(self, account: str) -> bool:
-        return bool(self._call(self._contract.functions.isAnchorer(_checksum(account))))
+    def anchorer_of(self, log_id: bytes) -> str | None:
+        """The account that may anchor ``log_id`` now, or None if it is not assigned."""
+        _require_bytes32("log_id", log_id)
+        return _assigned(self._call(self._contract.functions.anchorerOf(log_id)))
 
     def owner(self) -> str:
         return str(self._call(self._contract.functions.owner()))
@@ -101,7 +106,7 @@ class AnchorRegistryClient:
         """Check (by simulation) and sign an anchor transaction without sending it.
 
         Raises AnchorRejectedError naming the contract's error (e.g. ``StaleTreeSize``,
-        ``NotAnchorer``) when the registry would revert it now.
+        ``NotLogAnchorer``) when the registry would revert it now.
         """
         _check_checkpoint(log_id, tree_size, root_hash)
         fn = self._contract.functions.anchor(log_id, tree_size, root_hash)
@@ -143,19 +148,33 @@ class AnchorRegistryClient:
         tree_size, _root, _ts, block_number = self._call(self._contract.functions.latest(log_id))
         if tree_size == 0:
             return None
-        for record in self.anchors(log_id, block_number, block_number):
-            if record.tree_size == tree_size:
-                return record
-        raise ChainError(f"no Anchored event at block {block_number} for the latest anchor")
+        found = self.anchors(log_id, block_number, block_number, tree_size=tree_size)
+        if not found:
+            raise ChainError(f"no Anchored event at block {block_number} for the latest anchor")
+        return found[0]
 
     def anchors(
-        self, log_id: bytes, from_block: int, to_block: int | None = None
+        self,
+        log_id: bytes,
+        from_block: int,
+        to_block: int | None = None,
+        *,
+        tree_size: int | None = None,
     ) -> list[AnchorRecord]:
         """Every anchor of ``log_id`` in blocks ``from_block..to_block`` (inclusive; None
-        means the latest block), oldest first, from ``Anchored`` events."""
+        means the latest block), oldest first, from ``Anchored`` events.
+
+        With ``tree_size``, only the anchor of that size: the node filters on the indexed
+        size, so finding it does not read the log's other anchors. Sizes strictly grow, so
+        a registry holds at most one anchor of each size of a log.
+        """
         _require_bytes32("log_id", log_id)
         if from_block < 0:
             raise ValueError(f"from_block must be >= 0, got {from_block}")
+        topics = [Hash32(self._anchored_topic), Hash32(log_id)]
+        if tree_size is not None:
+            _check_tree_size(tree_size)
+            topics.append(Hash32(tree_size.to_bytes(32, "big")))
         last = self.chain.block_number() if to_block is None else to_block
         records: list[AnchorRecord] = []
         receipts: dict[bytes, Any] = {}
@@ -165,7 +184,7 @@ class AnchorRegistryClient:
                 logs = self.chain.w3.eth.get_logs(
                     {
                         "address": self.address,
-                        "topics": [Hash32(self._anchored_topic), Hash32(log_id)],
+                        "topics": list(topics),
                         "fromBlock": start,
                         "toBlock": end,
                     }
@@ -185,7 +204,14 @@ class AnchorRegistryClient:
         The registry address checked against is this client's (one the caller trusts),
         never the record's own claim. Raises AnchorMismatchError naming the first field
         that differs, in the order: chain_id, contract, tx_hash, status, block_number,
-        block_hash, log_id, tree_size, root_hash, timestamp, gas_used.
+        block_hash, log_id, tree_size, root_hash, anchorer, timestamp, gas_used.
+
+        ``anchorer`` is checked twice: against the event, and against ``anchorerOf(log_id)``
+        as the anchoring transaction ran, so a later reassignment of the log does not
+        invalidate anchors made before it. While the log's current assignment predates the
+        anchor, the current state tells; if the log was reassigned since, the check may need
+        the registry state as of the anchor's block, and on a node that has pruned it (only
+        archive nodes keep old state) this raises ChainError rather than skip the check.
         """
         w3 = self.chain.w3
         with unavailable_on_io_error("verifying an anchor"):
@@ -218,12 +244,16 @@ class AnchorRegistryClient:
         # One transaction may anchor a log more than once (e.g. through a batching contract).
         size_topic = record.tree_size.to_bytes(32, "big")
         exact = [lg for lg in matching if bytes(lg["topics"][2]) == size_topic]
-        actual = self._record(receipt, (exact or matching)[0])
-        for name in ("tree_size", "root_hash", "timestamp", "gas_used"):
+        anchored = (exact or matching)[0]
+        actual = self._record(receipt, anchored)
+        for name in ("tree_size", "root_hash", "anchorer", "timestamp", "gas_used"):
             if getattr(actual, name) != getattr(record, name):
                 raise AnchorMismatchError(name, getattr(record, name), getattr(actual, name))
         if block["timestamp"] != record.timestamp:
             raise AnchorMismatchError("timestamp", record.timestamp, block["timestamp"])
+        bound = self._anchorer_when(record.log_id, receipt, anchored)
+        if bound != record.anchorer:
+            raise AnchorMismatchError("anchorer", record.anchorer, bound)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -232,13 +262,52 @@ class AnchorRegistryClient:
             raise ChainError("this client is read-only: pass a key to AnchorRegistryClient.at")
         return self.account
 
-    def _call(self, fn: Any) -> Any:
+    def _call(self, fn: Any, block_number: int | None = None) -> Any:
         sender = self.account.address if self.account is not None else _ZERO_ADDRESS
+        block: BlockIdentifier = "latest" if block_number is None else BlockNumber(block_number)
         with unavailable_on_io_error("calling the registry"):
             try:
-                return fn.call({"from": sender})
+                return fn.call({"from": sender}, block)
             except ContractLogicError as exc:
                 raise self._reverts.rejection(exc) from exc
+
+    def _anchorer_when(self, log_id: bytes, receipt: Any, anchored: Any) -> str | None:
+        """``anchorerOf(log_id)`` as the transaction that emitted ``anchored`` ran.
+
+        When the log's current assignment is older than the anchor's block, that is the
+        answer. Otherwise (the log was assigned in that block or since), the last
+        ``LogAssigned`` before the anchor in its block is; failing that, the registry state
+        just before the block, which only a node that keeps old state can give.
+        """
+        block_number = int(receipt["blockNumber"])
+        anchorer, assigned_block = self._call(self._contract.functions.assignment(log_id))
+        if assigned_block < block_number:
+            return _assigned(anchorer)
+        with unavailable_on_io_error("reading LogAssigned events"):
+            assigned = self.chain.w3.eth.get_logs(
+                {
+                    "address": self.address,
+                    "topics": [Hash32(self._assigned_topic), Hash32(log_id)],
+                    "fromBlock": block_number,
+                    "toBlock": block_number,
+                }
+            )
+        earlier = sorted(
+            (lg for lg in assigned if lg["logIndex"] < anchored["logIndex"]),
+            key=lambda lg: int(lg["logIndex"]),
+        )
+        if earlier:
+            return _assigned("0x" + bytes(earlier[-1]["topics"][2])[12:].hex())
+        try:
+            before = self._call(self._contract.functions.anchorerOf(log_id), block_number - 1)
+        except Web3RPCError as exc:
+            raise ChainError(
+                f"log 0x{log_id.hex()} was assigned again after this anchor (in block "
+                f"{assigned_block}); who could anchor it in block {block_number} is in the "
+                f"registry state at block {block_number - 1}, which this node does not have "
+                f"(an archive node has it): {exc.message}"
+            ) from exc
+        return _assigned(before)
 
     def _transact(self, fn: Any) -> bytes:
         prepared = prepare_transaction(self.chain, self._signer(), fn, None, self._reverts)
@@ -276,6 +345,7 @@ class AnchorRegistryClient:
             tx_hash=bytes(receipt["transactionHash"]),
             block_number=int(receipt["blockNumber"]),
             block_hash=bytes(receipt["blockHash"]),
+            anchorer=_checksum(args["anchorer"]),
             timestamp=int(args["timestamp"]),
             gas_used=int(receipt["gasUsed"]),
         )
@@ -319,13 +389,27 @@ def _checksum(address: str) -> str:
     return str(Web3.to_checksum_address(address))
 
 
+def _assigned(address: str) -> str | None:
+    """A registry address as the client returns it: checksummed, None for the zero address."""
+    return None if int(address, 16) == 0 else _checksum(address)
+
+
+def _event_topic(abi: Sequence[dict[str, Any]], name: str) -> bytes:
+    entry = next(e for e in abi if e["type"] == "event" and e["name"] == name)
+    return keccak(text=abi_signature(entry))
+
+
 def _require_bytes32(name: str, value: object) -> None:
     if not isinstance(value, bytes) or len(value) != 32:
         raise ValueError(f"{name} must be 32 bytes")
 
 
+def _check_tree_size(tree_size: int) -> None:
+    if type(tree_size) is not int or not 1 <= tree_size <= UINT64_MAX:
+        raise ValueError(f"tree_size must be an int in 1..2**64-1, got {tree_size!r}")
+
+
 def _check_checkpoint(log_id: bytes, tree_size: int, root_hash: bytes) -> None:
     _require_bytes32("log_id", log_id)
     _require_bytes32("root_hash", root_hash)
-    if type(tree_size) is not int or not 1 <= tree_size <= UINT64_MAX:
-        raise ValueError(f"tree_size must be an int in 1..2**64-1, got {tree_size!r}")
+    _check_tree_size(tree_size)

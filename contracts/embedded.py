@@ -5,9 +5,16 @@ Layout of ``data_dir``:
 
 * ``chain.sqlite3`` -- every py-evm key/value (blocks, receipts, tx index, state trie),
   committed once per mined block (see :mod:`contracts.evmdb`);
-* ``dev-account.key`` -- the hex private key of the account funded at genesis, created on
-  first use with mode 0600;
+* ``dev-account.key`` -- the hex private key of the account funded at genesis, created
+  (mode 0600, crash-safe: see :mod:`contracts.devkey`) together with the chain. A chain
+  whose key file is gone (say, a copy given to an auditor) opens with no dev account;
+  no new key is made for it, since genesis funded the old one;
 * ``lock`` -- held (``flock``) while a process has the chain open: two writers would fork it.
+
+``open_embedded(data_dir, create=False)`` opens only a chain that is already there: on a
+directory without one it raises ChainUnavailableError and makes nothing (no directory,
+database or key). On one with a chain it still takes the lock, so two processes never have
+the chain open at once, and that creates the empty ``lock`` file if it was missing.
 
 Each transaction is mined into its own block as soon as it arrives (auto-mine), stamped
 with the wall-clock time (or parent + 1 s when blocks come faster than one a second). The
@@ -19,7 +26,6 @@ attached) exactly as geth or anvil return them, so clients have one error path.
 from __future__ import annotations
 
 import fcntl
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -53,6 +59,7 @@ from web3.providers.eth_tester import EthereumTesterProvider
 from web3.providers.eth_tester.defaults import API_ENDPOINTS
 from web3.types import RPCEndpoint
 
+from contracts.devkey import load_or_create_key, read_key
 from contracts.errors import ChainError, ChainUnavailableError
 from contracts.evmdb import SqliteKV
 
@@ -65,7 +72,6 @@ LOCK_FILE = "lock"
 DEV_BALANCE_WEI = 1_000_000 * 10**18
 ZERO_ADDRESS = b"\x00" * 20
 _ZERO_ADDRESS_HEX = "0x" + "00" * 20
-_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 class _EmbeddedChain(MiningChain):
@@ -94,14 +100,16 @@ class _Revert(Exception):
 class _PersistentBackend(PyEVMBackend):  # type: ignore[misc]  # eth-tester ships no types
     """eth-tester's py-evm backend on a SQLite-backed, append-only, auto-committing chain."""
 
-    def __init__(self, kv: SqliteKV, dev_address: bytes) -> None:
+    def __init__(self, kv: SqliteKV, dev_address: bytes | None) -> None:
+        """Open the chain in ``kv``, first writing its genesis (funding ``dev_address``) if
+        ``kv`` holds none yet."""
         # PyEVMBackend.__init__ would build a throwaway in-memory chain; build ours instead.
         self.account_keys = ()  # the node holds no keys: transactions arrive signed
         self._kv = kv
         self._db = AtomicDB(kv)
-        try:
-            ChainDB(self._db).get_canonical_head()
-        except CanonicalHeadNotFound:
+        if not _has_chain(kv):
+            if dev_address is None:
+                raise ChainError("a new embedded chain needs a dev address to fund")
             dev_account: AccountDetails = {
                 "balance": DEV_BALANCE_WEI,
                 "nonce": 0,
@@ -254,6 +262,14 @@ class _PersistentBackend(PyEVMBackend):  # type: ignore[misc]  # eth-tester ship
             return int(binary_gas_search_intrinsic_tolerance(state, full))
 
 
+def _has_chain(kv: SqliteKV) -> bool:
+    try:
+        ChainDB(AtomicDB(kv)).get_canonical_head()
+    except CanonicalHeadNotFound:
+        return False
+    return True
+
+
 def _revert(error: Exception) -> _Revert:
     data = error.args[0] if error.args and isinstance(error.args[0], bytes) else b""
     return _Revert(data, f"execution reverted: {type(error).__name__}")
@@ -294,10 +310,11 @@ def _error_response(code: int, message: str, data: str | None) -> dict[str, Any]
 
 @dataclass
 class EmbeddedNode:
-    """An opened embedded chain: its provider, its funded dev key, and its data_dir lock."""
+    """An opened embedded chain: its provider, its funded dev key (None when the key file
+    is gone), and its data_dir lock."""
 
     provider: EmbeddedProvider
-    dev_key: bytes
+    dev_key: bytes | None
     data_dir: Path
     _kv: SqliteKV
     _lock_file: IO[bytes]
@@ -308,8 +325,11 @@ class EmbeddedNode:
         self._lock_file.close()
 
 
-def open_embedded(data_dir: Path) -> EmbeddedNode:
-    """Open (creating on first use) the embedded chain kept in ``data_dir``."""
+def open_embedded(data_dir: Path, *, create: bool = True) -> EmbeddedNode:
+    """Open the embedded chain kept in ``data_dir``, making one there first if there is none;
+    with ``create=False``, raise ChainUnavailableError instead and make nothing."""
+    if not create and not (data_dir / DB_FILE).is_file():
+        raise ChainUnavailableError(f"no embedded chain in {data_dir}")
     data_dir.mkdir(parents=True, exist_ok=True)
     lock_file = (data_dir / LOCK_FILE).open("ab")
     try:
@@ -320,9 +340,16 @@ def open_embedded(data_dir: Path) -> EmbeddedNode:
             f"embedded chain in {data_dir} is open in another process"
         ) from exc
     try:
-        dev_key = _load_or_create_dev_key(data_dir / DEV_KEY_FILE)
-        kv = SqliteKV(data_dir / DB_FILE)
-        backend = _PersistentBackend(kv, bytes.fromhex(Account.from_key(dev_key).address[2:]))
+        kv = _open_kv(data_dir, create)
+        try:
+            dev_key = _dev_key(data_dir / DEV_KEY_FILE, kv, create)
+            dev_address = None if dev_key is None else Account.from_key(dev_key).address
+            backend = _PersistentBackend(
+                kv, None if dev_address is None else bytes.fromhex(dev_address[2:])
+            )
+        except BaseException:
+            kv.close()
+            raise
     except BaseException:
         fcntl.flock(lock_file, fcntl.LOCK_UN)
         lock_file.close()
@@ -330,28 +357,20 @@ def open_embedded(data_dir: Path) -> EmbeddedNode:
     return EmbeddedNode(EmbeddedProvider(backend), dev_key, data_dir, kv, lock_file)
 
 
-def _load_or_create_dev_key(path: Path) -> bytes:
+def _open_kv(data_dir: Path, create: bool) -> SqliteKV:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read_dev_key(path)
-    key = os.urandom(32)
-    while not 0 < int.from_bytes(key, "big") < _SECP256K1_ORDER:
-        key = os.urandom(32)
-    with os.fdopen(fd, "w") as out:
-        out.write(key.hex() + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    return key
+        return SqliteKV(data_dir / DB_FILE, create=create)
+    except FileNotFoundError:
+        raise ChainUnavailableError(f"no embedded chain in {data_dir}") from None
 
 
-def _read_dev_key(path: Path) -> bytes:
-    if path.stat().st_mode & 0o077:
-        raise ChainError(f"{path} is accessible to other users; chmod 600 it")
-    try:
-        key = bytes.fromhex(path.read_text().strip())
-    except ValueError as exc:
-        raise ChainError(f"{path} does not hold a hex private key") from exc
-    if len(key) != 32:
-        raise ChainError(f"{path} does not hold a 32-byte private key")
-    return key
+def _dev_key(path: Path, kv: SqliteKV, create: bool) -> bytes | None:
+    """The dev key: made only together with a new chain, which funds it at genesis."""
+    if _has_chain(kv):
+        try:
+            return read_key(path)
+        except FileNotFoundError:
+            return None
+    if not create:
+        raise ChainUnavailableError(f"no embedded chain in {path.parent}")
+    return load_or_create_key(path)

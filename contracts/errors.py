@@ -17,7 +17,7 @@ class ChainUnavailableError(ChainError):
 class AnchorRejectedError(ChainError):
     """The registry reverted the call, or a mined transaction failed.
 
-    ``error_name`` is the contract's custom error (``NotAnchorer``, ``StaleTreeSize``, ...)
+    ``error_name`` is the contract's custom error (``NotLogAnchorer``, ``StaleTreeSize``, ...)
     when the revert data could be decoded, else ``None``; ``error_args`` its arguments.
     """
 

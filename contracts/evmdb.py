@@ -18,10 +18,23 @@ from eth.db.backends.base import BaseDB
 class SqliteKV(BaseDB):
     """Bytes-to-bytes store on SQLite (WAL, fully synced commits)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        """Open the store in ``path``, creating it unless ``create`` is false, in which case a
+        missing file, or one that is not such a store, raises FileNotFoundError untouched."""
         # One connection shared by the provider's threads; the embedded provider serialises
         # every request with a lock, so sqlite3's same-thread check would only get in the way.
-        self._conn = sqlite3.connect(path, check_same_thread=False)
+        if create:
+            self._conn = sqlite3.connect(path, check_same_thread=False)
+        else:
+            # mode=rw: open, never create (a plain connect would make an empty file).
+            uri = f"{path.resolve().as_uri()}?mode=rw"
+            try:
+                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            except sqlite3.OperationalError as exc:
+                raise FileNotFoundError(f"no key-value store at {path}: {exc}") from exc
+            if not self._has_table():
+                self._conn.close()
+                raise FileNotFoundError(f"no key-value store at {path}")
         self._conn.execute("PRAGMA journal_mode=WAL")
         # An anchor must survive power loss once its block is committed.
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -29,6 +42,12 @@ class SqliteKV(BaseDB):
             "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID"
         )
         self._conn.commit()
+
+    def _has_table(self) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv'"
+        ).fetchone()
+        return row is not None
 
     def __getitem__(self, key: bytes) -> bytes:
         row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()

@@ -2,18 +2,23 @@
 
 Bytes inside; ``to_dict``/``to_json`` and ``from_dict``/``from_json`` are the only places
 hex appears. Constructors validate shapes, so a record read back from JSON is as well
-formed as one built from a receipt.
+formed as one built from a receipt. Reading accepts exactly what writing produces: the same
+keys, ``0x`` and lower-case hex of the exact length (no spaces, which ``bytes.fromhex``
+would skip), checksum addresses, and integers that are JSON integers rather than strings.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from eth_utils.address import is_checksum_address
 
 UINT64_MAX = 2**64 - 1
+_HASH_FIELDS = ("log_id", "root_hash", "tx_hash", "block_hash")
+_LOWER_HEX = re.compile(r"0x(?:[0-9a-f]{2})+")
 
 
 @dataclass(frozen=True)
@@ -21,7 +26,9 @@ class AnchorRecord:
     """Where and how one checkpoint (``log_id``, ``tree_size``, ``root_hash``) was anchored.
 
     ``chain_id`` and ``contract`` are part of the record so that an anchor on one chain (or
-    one registry) cannot be passed off as an anchor on another.
+    one registry) cannot be passed off as an anchor on another; ``anchorer`` is the account
+    that sent the anchor (the ``Anchored`` event's), which the registry had bound to
+    ``log_id`` at the time.
     """
 
     chain_id: int
@@ -29,6 +36,7 @@ class AnchorRecord:
     log_id: bytes
     tree_size: int
     root_hash: bytes
+    anchorer: str
     tx_hash: bytes
     block_number: int
     block_hash: bytes
@@ -36,9 +44,11 @@ class AnchorRecord:
     gas_used: int
 
     def __post_init__(self) -> None:
-        if not is_checksum_address(self.contract):
-            raise ValueError(f"contract {self.contract!r} is not a checksum address")
-        for name in ("log_id", "root_hash", "tx_hash", "block_hash"):
+        for name in ("contract", "anchorer"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not is_checksum_address(value):
+                raise ValueError(f"{name} {value!r} is not a checksum address")
+        for name in _HASH_FIELDS:
             _require_bytes32(name, getattr(self, name))
         for name in ("chain_id", "tree_size", "block_number", "timestamp", "gas_used"):
             value = getattr(self, name)
@@ -56,9 +66,7 @@ class AnchorRecord:
         if set(data) != expected:
             raise ValueError(f"anchor record keys {sorted(data)} != {sorted(expected)}")
         values: dict[str, Any] = {
-            name: _from_hex(name, data[name])
-            if name in ("log_id", "root_hash", "tx_hash", "block_hash")
-            else data[name]
+            name: _from_hex(name, data[name], 32) if name in _HASH_FIELDS else data[name]
             for name in expected
         }
         return cls(**values)
@@ -84,8 +92,10 @@ class PreparedTx:
 
     def __post_init__(self) -> None:
         _require_bytes32("tx_hash", self.tx_hash)
-        if not self.raw:
-            raise ValueError("raw transaction is empty")
+        if not isinstance(self.raw, bytes) or not self.raw:
+            raise ValueError("raw transaction must be non-empty bytes")
+        if type(self.nonce) is not int or self.nonce < 0:
+            raise ValueError(f"nonce must be a non-negative int, got {self.nonce!r}")
 
     def to_dict(self) -> dict[str, int | str]:
         return {
@@ -96,10 +106,13 @@ class PreparedTx:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreparedTx:
+        expected = {f.name for f in fields(cls)}
+        if set(data) != expected:
+            raise ValueError(f"prepared transaction keys {sorted(data)} != {sorted(expected)}")
         return cls(
-            tx_hash=_from_hex("tx_hash", data["tx_hash"]),
+            tx_hash=_from_hex("tx_hash", data["tx_hash"], 32),
             raw=_from_hex("raw", data["raw"]),
-            nonce=int(data["nonce"]),
+            nonce=data["nonce"],
         )
 
     def to_json(self) -> str:
@@ -107,7 +120,10 @@ class PreparedTx:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> PreparedTx:
-        return cls.from_dict(json.loads(text))
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("a prepared transaction must be a JSON object")
+        return cls.from_dict(data)
 
 
 def _require_bytes32(name: str, value: object) -> None:
@@ -115,10 +131,11 @@ def _require_bytes32(name: str, value: object) -> None:
         raise ValueError(f"{name} must be 32 bytes, got {value!r}")
 
 
-def _from_hex(name: str, value: object) -> bytes:
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise ValueError(f"{name} must be a 0x-prefixed hex string, got {value!r}")
-    try:
-        return bytes.fromhex(value[2:])
-    except ValueError as exc:
-        raise ValueError(f"{name} is not valid hex: {value!r}") from exc
+def _from_hex(name: str, value: object, length: int | None = None) -> bytes:
+    """Bytes from ``0x`` + lower-case hex (what ``to_dict`` writes), ``length`` bytes if given."""
+    if not isinstance(value, str) or _LOWER_HEX.fullmatch(value) is None:
+        raise ValueError(f"{name} must be 0x followed by lower-case hex, got {value!r}")
+    data = bytes.fromhex(value[2:])
+    if length is not None and len(data) != length:
+        raise ValueError(f"{name} must be {length} bytes, got {len(data)}")
+    return data

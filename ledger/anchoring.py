@@ -83,7 +83,7 @@ def open_registry(ledger: Ledger, chain: Chain) -> AnchorRegistryClient:
     if address is None:
         address = AnchorRegistryClient.deploy(chain, account)
         client = AnchorRegistryClient.at(chain, address, account)
-        client.add_anchorer(account.address)
+        client.assign_log(log_id_for(ledger.origin), account.address)
         address = ledger.store.set_meta_once(f"registry:{chain.chain_id}", address)
     return AnchorRegistryClient.at(chain, address, account)
 
@@ -188,6 +188,12 @@ class Anchorer:
         except AnchorRejectedError as exc:
             if exc.error_name == "StaleTreeSize":
                 return self._adopt(registry, checkpoint)
+            if exc.error_name == "NotLogAnchorer":
+                account = registry.account.address if registry.account else "?"
+                raise ChainError(
+                    f"this account ({account}) may not anchor log 0x{self.log_id.hex()} "
+                    f"({self.ledger.origin}): the registry owner must assign it with assignLog"
+                ) from exc
             raise
         try:
             self.anchors.record_prepared(

@@ -73,7 +73,11 @@ def cmd_verify_receipt(args: argparse.Namespace) -> int:
     if not args.offline:
         if not args.contract:
             raise ConfigurationError("checking the anchor on chain needs --contract ADDRESS")
-        chain = connect(args.rpc_url) if args.rpc_url else connect(data_dir=Path(args.chain_dir))
+        chain = (
+            connect(args.rpc_url)
+            if args.rpc_url
+            else connect(data_dir=Path(args.chain_dir), create=False)
+        )
     try:
         registry = None if chain is None else AnchorRegistryClient.at(chain, args.contract)
         check = verify_receipt(doc, verifier, registry)

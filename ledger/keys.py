@@ -30,6 +30,12 @@ def load_or_create_signer(path: Path, name: str) -> NoteSigner:
         return _load(path, name)
     finally:
         tmp.unlink()
+    # The new name must survive a power loss too, or a later start would make a second key.
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
     return signer
 
 

@@ -5,7 +5,8 @@ Use ``from tests.chain_fixtures import *  # noqa: F403`` (pytest finds fixtures 
 so a fixture imported alone would miss the ones it depends on), plus explicit imports of
 the helpers you name (``Registry``, ``deploy_registry``, ...). ``registry`` deploys on
 ``registry_chain``, the embedded chain unless a test module overrides that fixture (for
-example with ``any_chain`` to run each test on both kinds).
+example with ``any_chain`` to run each test on both kinds), and assigns the anchorer the
+logs in ``registry_log_ids`` (none unless a module overrides it with the ids it anchors).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ __all__ = [
     "fund_new_account",
     "registry",
     "registry_chain",
+    "registry_log_ids",
 ]
 
 ANVIL_BIN = NODE_BIN / "anvil"
@@ -141,7 +143,7 @@ def _answers(url: str) -> bool:
 
 @dataclass(frozen=True)
 class Registry:
-    """A deployed registry: its owner, one funded anchorer already on the list."""
+    """A deployed registry: its owner, and one funded anchorer assigned some logs."""
 
     chain: Chain
     address: str
@@ -157,8 +159,12 @@ class Registry:
         return self.client(self.owner)
 
     def funded_account(self) -> LocalAccount:
-        """A fresh key with some ether, on no list."""
+        """A fresh key with some ether, assigned no log."""
         return fund_new_account(self.chain, self.owner)
+
+    def assign(self, log_id: bytes, account: LocalAccount | None = None) -> None:
+        """Have the owner assign ``log_id`` to ``account`` (the anchorer by default)."""
+        self.owner_client.assign_log(log_id, (account or self.anchorer).address)
 
 
 def fund_new_account(chain: Chain, funder: LocalAccount) -> LocalAccount:
@@ -168,13 +174,16 @@ def fund_new_account(chain: Chain, funder: LocalAccount) -> LocalAccount:
     return account
 
 
-def deploy_registry(chain: Chain) -> Registry:
-    """Deploy as ``chain.accounts[0]`` and authorise a freshly funded anchorer key."""
+def deploy_registry(chain: Chain, log_ids: Iterable[bytes] = ()) -> Registry:
+    """Deploy as ``chain.accounts[0]`` and assign ``log_ids`` to a freshly funded key."""
     owner = chain.accounts[0]
     address = AnchorRegistryClient.deploy(chain, owner)
-    anchorer = fund_new_account(chain, owner)
-    AnchorRegistryClient.at(chain, address, owner).add_anchorer(anchorer.address)
-    return Registry(chain=chain, address=address, owner=owner, anchorer=anchorer)
+    registry = Registry(
+        chain=chain, address=address, owner=owner, anchorer=fund_new_account(chain, owner)
+    )
+    for log_id in log_ids:
+        registry.assign(log_id)
+    return registry
 
 
 @pytest.fixture
@@ -220,5 +229,11 @@ def registry_chain(embedded_chain: Chain) -> Chain:
 
 
 @pytest.fixture
-def registry(registry_chain: Chain) -> Registry:
-    return deploy_registry(registry_chain)
+def registry_log_ids() -> tuple[bytes, ...]:
+    """The logs ``registry`` assigns to its anchorer; override it in a module."""
+    return ()
+
+
+@pytest.fixture
+def registry(registry_chain: Chain, registry_log_ids: tuple[bytes, ...]) -> Registry:
+    return deploy_registry(registry_chain, registry_log_ids)

@@ -27,6 +27,11 @@ def registry_chain(anvil_chain: Chain) -> Chain:
     return anvil_chain
 
 
+@pytest.fixture
+def registry_log_ids() -> tuple[bytes, ...]:
+    return (LOG,)
+
+
 def test_node_outage_is_chain_unavailable_and_work_resumes(
     anvil: AnvilNode, registry: Registry
 ) -> None:
@@ -94,11 +99,12 @@ def test_cast_reads_the_same_anchor(anvil: AnvilNode, registry: Registry) -> Non
     assert bytes.fromhex(root_hash.removeprefix("0x")) == record.root_hash
     assert int(timestamp) == record.timestamp
     assert int(block_number) == record.block_number
-    is_anchorer = cast(
+    assert record.anchorer == registry.anchorer.address
+    anchorer = cast(
         "call",
         registry.address,
-        "isAnchorer(address)(bool)",
-        registry.anchorer.address,
+        "anchorerOf(bytes32)(address)",
+        "0x" + LOG.hex(),
         rpc_url=anvil.url,
     )
-    assert is_anchorer.strip() == "true"
+    assert anchorer.strip() == registry.anchorer.address

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,8 +41,10 @@ def test_artifact_records_how_it_was_built() -> None:
     }
     assert document["sourceSha256"] == hashlib.sha256(SOURCE_PATH.read_bytes()).hexdigest()
     names = {entry.get("name") for entry in document["abi"]}
-    assert {"anchor", "latest", "addAnchorer", "removeAnchorer", "isAnchorer"} <= names
-    assert {"Anchored", "NotAnchorer", "NotOwner", "StaleTreeSize"} <= names
+    assert {"anchor", "latest", "assignLog", "anchorerOf", "transferOwnership"} <= names
+    assert {"Anchored", "LogAssigned", "NotLogAnchorer", "NotOwner", "StaleTreeSize"} <= names
+    # One list of anchorers let any of them anchor every log; it is gone.
+    assert not {"addAnchorer", "removeAnchorer", "isAnchorer", "NotAnchorer"} & names
 
 
 def test_check_command_passes_on_the_committed_artifact() -> None:
@@ -98,3 +101,21 @@ def test_an_artifact_not_built_from_the_source_is_refused(
 def test_malformed_artifact_is_an_artifact_error(data: bytes) -> None:
     with pytest.raises(ArtifactError):
         Artifact.from_json_bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("key", "change"),
+    [
+        ("bytecode", lambda v: v[:10] + " " + v[10:]),
+        ("deployedBytecode", lambda v: "0x" + v[2:].upper()),
+        ("deployedBytecode", lambda v: v[:-1]),
+        ("sourceSha256", lambda v: v + "\n"),
+        ("sourceSha256", lambda v: v[:-2]),
+    ],
+    ids=["space in bytecode", "upper-case hex", "odd length", "newline in hash", "short hash"],
+)
+def test_artifact_hex_is_read_only_as_written(key: str, change: Any) -> None:
+    document = json.loads(ARTIFACT_PATH.read_bytes())
+    document[key] = change(document[key])
+    with pytest.raises(ArtifactError):
+        Artifact.from_json_bytes(json.dumps(document).encode())

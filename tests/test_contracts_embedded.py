@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -17,7 +18,8 @@ from web3.exceptions import Web3RPCError
 
 from contracts.chain import Chain, connect
 from contracts.client import AnchorRegistryClient
-from contracts.embedded import DEV_KEY_FILE, EMBEDDED_CHAIN_ID
+from contracts.devkey import load_or_create_key, read_key
+from contracts.embedded import DB_FILE, DEV_KEY_FILE, EMBEDDED_CHAIN_ID, LOCK_FILE
 from contracts.errors import ChainError, ChainUnavailableError
 from contracts.records import AnchorRecord
 from tests.chain_fixtures import *  # noqa: F403 - fixtures are found by name
@@ -25,6 +27,11 @@ from tests.chain_fixtures import Registry
 from tests.paths import REPO
 
 LOG = bytes(range(32))
+
+
+@pytest.fixture
+def registry_log_ids() -> tuple[bytes, ...]:
+    return (LOG,)
 
 
 def root(n: int) -> bytes:
@@ -60,7 +67,7 @@ FIRST_PROCESS = """
         dev = chain.accounts[0]
         address = AnchorRegistryClient.deploy(chain, dev)
         client = AnchorRegistryClient.at(chain, address, dev)
-        client.add_anchorer(dev.address)
+        client.assign_log(bytes(range(32)), dev.address)
         record = client.anchor(bytes(range(32)), 1, (1).to_bytes(32, "big"))
         print(json.dumps({"address": address, "dev": dev.address, "record": record.to_json()}))
 """
@@ -117,7 +124,7 @@ def test_a_killed_process_loses_no_mined_anchor(tmp_path: Path) -> None:
     with connect(data_dir=data_dir) as chain:
         dev = chain.accounts[0]
         address = AnchorRegistryClient.deploy(chain, dev)
-        AnchorRegistryClient.at(chain, address, dev).add_anchorer(dev.address)
+        AnchorRegistryClient.at(chain, address, dev).assign_log(LOG, dev.address)
     process = run_python(ANCHOR_FOREVER, str(data_dir), address)
     assert process.stdout is not None
     reported = [int(process.stdout.readline()) for _ in range(5)]
@@ -159,6 +166,53 @@ def test_dev_key_is_private_and_stable(tmp_path: Path) -> None:
     # The refusal released the data dir.
     key_file.chmod(0o600)
     connect(data_dir=tmp_path / "chain").close()
+
+
+def test_create_false_makes_nothing_where_there_is_no_chain(tmp_path: Path) -> None:
+    missing = tmp_path / "missing" / "chain"
+    with pytest.raises(ChainUnavailableError, match="no embedded chain in"):
+        connect(data_dir=missing, create=False)
+    assert not missing.parent.exists()
+    # A directory with other things in it, even a dev key or an empty database file.
+    for present in ([], [DEV_KEY_FILE], [DB_FILE]):
+        data_dir = tmp_path / f"with-{len(present)}-{'-'.join(present)}"
+        data_dir.mkdir()
+        for name in present:
+            (data_dir / name).touch(mode=0o600)
+        with pytest.raises(ChainUnavailableError, match="no embedded chain in"):
+            connect(data_dir=data_dir, create=False)
+        assert sorted(p.name for p in data_dir.iterdir()) <= sorted([*present, LOCK_FILE])
+        assert all((data_dir / name).stat().st_size == 0 for name in present)
+
+
+def test_create_false_opens_an_existing_chain(tmp_path: Path) -> None:
+    data_dir = tmp_path / "chain"
+    with connect(data_dir=data_dir) as chain:
+        dev = chain.accounts[0].address
+        chain.send_value(chain.accounts[0], Account.create().address, 1)
+        height = chain.block_number()
+    files = {p.name: p.read_bytes() for p in data_dir.iterdir() if p.name != DB_FILE + "-wal"}
+    with connect(data_dir=data_dir, create=False) as chain:
+        assert chain.accounts[0].address == dev
+        assert chain.block_number() == height
+    assert {p.name: p.read_bytes() for p in data_dir.iterdir() if p.name in files} == files
+
+
+def test_a_chain_without_its_dev_key_opens_with_no_dev_account(tmp_path: Path) -> None:
+    """E.g. a copy handed to an auditor: readable, and no new (unfunded) key is made."""
+    data_dir = tmp_path / "chain"
+    with connect(data_dir=data_dir) as chain:
+        dev = chain.accounts[0]
+        address = AnchorRegistryClient.deploy(chain, dev)
+        client = AnchorRegistryClient.at(chain, address, dev)
+        client.assign_log(LOG, dev.address)
+        record = client.anchor(LOG, 1, root(1))
+    (data_dir / DEV_KEY_FILE).unlink()
+    for create in (False, True):
+        with connect(data_dir=data_dir, create=create) as chain:
+            assert chain.accounts == ()
+            AnchorRegistryClient.at(chain, address).verify_anchor(record)
+        assert not (data_dir / DEV_KEY_FILE).exists()
 
 
 def test_two_data_dirs_are_two_chains(tmp_path: Path) -> None:
@@ -204,3 +258,95 @@ def test_blocks_carry_wall_clock_time(registry: Registry) -> None:
     stamps = [r.timestamp for r in records]
     assert stamps == sorted(set(stamps))  # strictly increasing
     assert stamps[0] >= before
+
+
+# -- the dev key file ---------------------------------------------------------------------------
+
+CREATE_KEY_CRASHING_AT_STEP = """
+    import os, sys
+    from pathlib import Path
+    from contracts.devkey import load_or_create_key
+
+    crash_at = int(sys.argv[2])
+    calls = 0
+
+    def crashing(real):
+        def step(*args, **kwargs):
+            global calls
+            calls += 1
+            if calls == crash_at:
+                os._exit(75)  # no cleanup, no buffers flushed: as abrupt as a kill -9
+            return real(*args, **kwargs)
+        return step
+
+    for name in ("open", "fdopen", "write", "fsync", "close", "link", "rename", "replace",
+                 "unlink", "urandom", "ftruncate"):
+        setattr(os, name, crashing(getattr(os, name)))
+    print(load_or_create_key(Path(sys.argv[1])).hex())
+"""
+
+
+def test_a_crash_at_any_step_of_creating_the_dev_key_leaves_none_or_a_whole_one(
+    tmp_path: Path,
+) -> None:
+    """Kill the creating process at each os call in turn; the file is never half there."""
+    crash_at = 0
+    while True:
+        crash_at += 1
+        assert crash_at < 50, "key creation never completed"
+        data_dir = tmp_path / f"crash-at-{crash_at}"
+        data_dir.mkdir()
+        key_file = data_dir / DEV_KEY_FILE
+        process = run_python(CREATE_KEY_CRASHING_AT_STEP, str(key_file), str(crash_at))
+        out, err = process.communicate(timeout=60)
+        assert process.returncode in (0, 75), err
+        left = read_key(key_file) if key_file.exists() else None  # raises if half there
+        key = load_or_create_key(key_file)  # the next start
+        if left is not None:
+            assert key == left
+        assert read_key(key_file) == key
+        if process.returncode == 0:
+            assert bytes.fromhex(out.strip()) == key
+            break
+    assert crash_at > 4  # the crashes did land inside the creation
+
+
+def test_a_dev_key_that_appears_meanwhile_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``link`` never replaces a key: if one appears while ours is written, it wins."""
+    key_file = tmp_path / DEV_KEY_FILE
+    theirs = bytes([7]) * 32
+    real_link = os.link
+
+    def racing_link(src: Any, dst: Any) -> None:
+        key_file.write_text(theirs.hex() + "\n")
+        key_file.chmod(0o600)
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", racing_link)
+    assert load_or_create_key(key_file) == theirs
+    assert [p.name for p in tmp_path.iterdir()] == [DEV_KEY_FILE]  # our temp file is gone
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("empty (what an interrupted write used to leave)", ""),
+        ("truncated", "ab" * 20),
+        ("upper-case", "AB" * 32),
+        ("0x prefix", "0x" + "ab" * 32),
+        ("spaces", " ".join(["ab"] * 32)),
+        ("two newlines", "ab" * 32 + "\n\n"),
+        ("zero", "00" * 32),
+        ("not below the curve order", "ff" * 32),
+        ("not text", "\udcff"),
+    ],
+)
+def test_a_malformed_dev_key_is_refused(tmp_path: Path, name: str, text: str) -> None:
+    key_file = tmp_path / DEV_KEY_FILE
+    key_file.write_bytes(text.encode("utf-8", "surrogateescape"))
+    key_file.chmod(0o600)
+    with pytest.raises(ChainError, match="private key"):
+        load_or_create_key(key_file)
+    assert key_file.read_bytes() == text.encode("utf-8", "surrogateescape")  # left for a human

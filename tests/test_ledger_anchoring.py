@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from contracts.chain import connect
 from contracts.client import AnchorRegistryClient
@@ -199,3 +200,107 @@ def test_kill_9_after_sending_on_an_rpc_node(
     chain = connect(anvil.url)
     registry = registry_of(sqlite_settings, chain.chain_id, chain)
     assert [r.tree_size for r in registry.anchors(log_id_for("test.example/log"), 0)] == [10]
+
+
+def test_a_size_0_checkpoint_never_blocks_the_queue(ledger: Ledger) -> None:
+    ledger.checkpoint()  # the empty tree: signed, but never anchored
+    anchorer = Anchorer(ledger)
+    try:
+        grow(ledger, 3)
+        report = anchorer.run_once(force_seal=True)
+        assert report.error is None
+        assert [r.tree_size for r in report.anchored] == [3]
+    finally:
+        anchorer.close()
+
+
+def test_anchors_found_on_chain_are_adopted_not_repeated(ledger: Ledger) -> None:
+    anchorer = Anchorer(ledger)
+    try:
+        for _ in range(2):
+            grow(ledger, 10)
+            assert anchorer.run_once().error is None
+        before = [a.tx_hash for a in anchorer.anchors.confirmed()]
+        # Lose the journal, as after restoring the database from an older backup.
+        with ledger.store.write() as conn:
+            conn.execute(text("DELETE FROM anchor"))
+        report = anchorer.run_once()
+        assert report.error is None
+        assert [r.tree_size for r in report.anchored] == [10, 20]
+        assert [a.tx_hash for a in anchorer.anchors.confirmed()] == before
+        registry = anchorer.connect()
+        assert len(registry.anchors(log_id_for(ledger.origin), 0)) == 2  # no new transaction
+    finally:
+        anchorer.close()
+
+
+def test_a_checkpoint_passed_on_chain_is_superseded(ledger: Ledger) -> None:
+    anchorer = Anchorer(ledger)
+    try:
+        grow(ledger, 10)
+        assert anchorer.run_once().error is None
+        grow(ledger, 5)
+        ledger.checkpoint()
+        grow(ledger, 5)
+        twenty = ledger.checkpoint()
+        registry = anchorer.connect()
+        # Size 20 was anchored by hand (say, by an operator) and its record never reached us.
+        registry.anchor(log_id_for(ledger.origin), 20, twenty.root_hash)
+        report = anchorer.run_once()
+        assert report.error is None
+        assert [r.tree_size for r in report.anchored] == [20]
+        assert report.queued == 0
+        assert [a.tree_size for a in anchorer.anchors.confirmed()] == [10, 20]
+    finally:
+        anchorer.close()
+
+
+def test_a_journaled_transaction_that_can_never_be_mined_is_replaced(ledger: Ledger) -> None:
+    anchorer = Anchorer(ledger)
+    try:
+        grow(ledger, 10)
+        ten = ledger.checkpoint()
+        registry = anchorer.connect()
+        log_id = log_id_for(ledger.origin)
+        dead = registry.prepare_anchor(log_id, 10, ten.root_hash)
+        anchorer.anchors.record_prepared(
+            tree_size=10,
+            chain_id=registry.chain.chain_id,
+            contract=registry.address,
+            nonce=dead.nonce,
+            tx_hash=dead.tx_hash,
+            raw_tx=dead.raw,
+            now=0.0,
+        )
+        # Before the journaled transaction went out, its nonce was spent on the same anchor.
+        manual = registry.anchor(log_id, 10, ten.root_hash)
+        report = anchorer.run_once()
+        assert report.error is None
+        assert anchorer.anchors.prepared() is None
+        confirmed = anchorer.anchors.confirmed()
+        assert [(a.tree_size, a.tx_hash) for a in confirmed] == [(10, manual.tx_hash)]
+    finally:
+        anchorer.close()
+
+
+def test_two_anchorers_on_one_log_send_one_transaction(ledger: Ledger) -> None:
+    first = Anchorer(ledger)
+    try:
+        registry = first.connect()
+        second = Anchorer(ledger, registry)  # another process, on the same database and chain
+        grow(ledger, 10)
+        ledger.checkpoint()
+        original = first.anchors.record_prepared
+
+        def second_wins_the_race(**kwargs: object) -> None:
+            # The other anchorer journals, sends and confirms between our prepare and record.
+            assert second.run_once().anchored
+            original(**kwargs)  # type: ignore[arg-type]
+
+        first.anchors.record_prepared = second_wins_the_race  # type: ignore[method-assign]
+        report = first.run_once()
+        assert report.error is None
+        assert report.anchored == []
+        assert len(registry.anchors(log_id_for(ledger.origin), 0)) == 1
+    finally:
+        first.close()
