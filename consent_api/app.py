@@ -13,9 +13,12 @@ from ledger.anchoring import Anchorer
 from ledger.batcher import GroupCommitter
 from ledger.log import Ledger
 
+from .auth import Authenticator, PlatformKeys
 from .errors import install_problem_handlers
+from .identity import PseudonymKey, ResidentVault
+from .institutions import InstitutionRegistry
 from .limits import BodyLimit
-from .routes import log
+from .routes import admin, log
 from .settings import ApiSettings
 
 
@@ -24,7 +27,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Key files first: a refused one must stop the start before anything is opened.
+        platform_keys = PlatformKeys.load(settings)
+        app.state.pseudonym_key = PseudonymKey.load(settings.ledger.data_dir)
         ledger = Ledger.open(settings.ledger)
+        app.state.institutions = InstitutionRegistry.open(ledger.store)
+        app.state.vault = ResidentVault.open(ledger.store)
+        app.state.platform_keys = platform_keys
+        app.state.authenticator = Authenticator(platform_keys, app.state.institutions)
         committer = GroupCommitter(ledger)
         app.state.ledger = ledger
         app.state.committer = committer
@@ -56,5 +66,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.settings = settings
     install_problem_handlers(app)
     app.include_router(log.router)
+    app.include_router(admin.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

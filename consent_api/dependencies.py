@@ -7,6 +7,9 @@ from fastapi import Request
 from ledger.batcher import GroupCommitter
 from ledger.log import Ledger
 
+from .auth import PlatformKeys
+from .identity import PseudonymKey, ResidentVault
+from .institutions import InstitutionRegistry
 from .settings import ApiSettings
 
 
@@ -23,3 +26,23 @@ def get_ledger(request: Request) -> Ledger:
 def get_committer(request: Request) -> GroupCommitter:
     committer: GroupCommitter = request.app.state.committer
     return committer
+
+
+def get_platform_keys(request: Request) -> PlatformKeys:
+    keys: PlatformKeys = request.app.state.platform_keys
+    return keys
+
+
+def get_institutions(request: Request) -> InstitutionRegistry:
+    institutions: InstitutionRegistry = request.app.state.institutions
+    return institutions
+
+
+def get_vault(request: Request) -> ResidentVault:
+    vault: ResidentVault = request.app.state.vault
+    return vault
+
+
+def get_pseudonym_key(request: Request) -> PseudonymKey:
+    key: PseudonymKey = request.app.state.pseudonym_key
+    return key

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,7 @@ class ApiError(Exception):
     status = 400
     slug = "bad-request"
     title = "Bad request"
+    headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(detail)
@@ -39,10 +41,30 @@ class NotInLogError(ApiError):
 
 class UnauthorizedError(ApiError):
     status, slug, title = 401, "unauthorized", "Authentication required"
+    headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": 'Bearer realm="consent-ledger"'}
+
+
+class InvalidTokenError(UnauthorizedError):
+    """A bearer token was sent but is malformed, badly signed, expired or from no known issuer."""
+
+    slug, title = "invalid-token", "The bearer token is not valid"
+    headers: ClassVar[Mapping[str, str]] = {
+        "WWW-Authenticate": 'Bearer realm="consent-ledger", error="invalid_token"'
+    }
 
 
 class ForbiddenError(ApiError):
     status, slug, title = 403, "forbidden", "Not allowed for this role"
+
+
+class UnknownSubjectError(NotFoundError):
+    slug, title = "unknown-subject", "No resident has this subject id"
+
+
+class ErasedError(ApiError):
+    """The resident was erased: their personal data is gone for good (its key was deleted)."""
+
+    status, slug, title = 410, "subject-erased", "The resident's personal data was erased"
 
 
 class ConflictError(ApiError):
@@ -68,7 +90,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return problem(exc.status, exc.slug, exc.title, exc.detail, **exc.extensions)
+        response = problem(exc.status, exc.slug, exc.title, exc.detail, **exc.extensions)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(TreeSizeError)
     async def _tree_size(_: Request, exc: TreeSizeError) -> JSONResponse:

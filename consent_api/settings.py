@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.settings import LedgerSettings
+
+DEFAULT_AUDIENCE = "consent-ledger.local/api"
+"""The ``aud`` every bearer token must carry, unless ``token_audience`` is set otherwise."""
 
 
 class ApiSettings(BaseSettings):
@@ -19,3 +24,21 @@ class ApiSettings(BaseSettings):
     anchor_in_background: bool = Field(
         default=True, description="Seal and anchor checkpoints from a thread of the service."
     )
+    token_issuer: str = Field(
+        default="consent-ledger.local/platform",
+        min_length=1,
+        description="iss of platform-issued tokens (residents, regulators, admins).",
+    )
+    token_audience: str = Field(
+        default=DEFAULT_AUDIENCE, min_length=1, description="aud every token must carry."
+    )
+    token_ttl: int = Field(default=900, gt=0, description="Platform token lifetime, seconds.")
+    token_max_ttl: int = Field(
+        default=3600, gt=0, le=86_400, description="No platform token is issued for longer."
+    )
+
+    @model_validator(mode="after")
+    def _ttl_within_max(self) -> Self:
+        if self.token_ttl > self.token_max_ttl:
+            raise ValueError(f"token_ttl {self.token_ttl} exceeds {self.token_max_ttl}")
+        return self

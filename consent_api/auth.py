@@ -1,0 +1,402 @@
+"""Who is calling: bearer tokens, the principals they name, and the role checks routes depend on.
+
+Two kinds of token, both JWTs signed with EdDSA (Ed25519), both with ``aud`` = the service's
+``token_audience``, both checked with 30 s of clock skew:
+
+* Platform tokens, for residents, regulators and admins, signed with the platform key kept in
+  ``<data_dir>/platform-token.key``. Header ``kid`` = the RFC 7638 thumbprint of that key;
+  claims ``iss`` (``token_issuer``), ``sub``, ``role``, ``aud``, ``iat``, ``exp``, ``jti``. A
+  resident's ``sub`` is their pseudonymous subject id, never an identifier of the person.
+* Institution tokens, signed by an institution with its own key, registered by an admin.
+  Header ``kid`` = the institution id; claims ``iss`` = ``sub`` = the institution id, ``aud``,
+  ``iat``, ``exp`` at most five minutes ahead. A deactivated institution's tokens are refused.
+
+The issuer selects the key, and the key always comes from the platform's own key file or the
+institution registry, never from the token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Final
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ledger.errors import KeyFileError
+from ledger.settings import LedgerSettings
+
+from .domain.vocab import InstitutionType
+from .errors import PROBLEM_JSON, ForbiddenError, InvalidTokenError, UnauthorizedError
+from .identity import is_subject
+from .institutions import INSTITUTION_ID_PATTERN, InstitutionRegistry, thumbprint
+from .keyfiles import load_or_create_secret
+from .settings import DEFAULT_AUDIENCE, ApiSettings
+
+PLATFORM_KEY_FILE: Final = "platform-token.key"
+ALGORITHM: Final = "EdDSA"
+CLOCK_SKEW: Final = 30
+"""Seconds of disagreement between clocks tolerated on ``iat``, ``nbf`` and ``exp``."""
+INSTITUTION_TOKEN_MAX_TTL: Final = 300
+"""An institution's token may expire at most this many seconds ahead."""
+MAX_TOKEN_CHARS: Final = 4096
+STAFF_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
+"""The ``sub`` of a regulator or admin token."""
+
+_PLATFORM_CLAIMS: Final = ["iss", "sub", "role", "aud", "iat", "exp", "jti"]
+_INSTITUTION_CLAIMS: Final = ["iss", "sub", "aud", "iat", "exp"]
+
+
+class Role(StrEnum):
+    RESIDENT = "resident"
+    INSTITUTION = "institution"
+    REGULATOR = "regulator"
+    ADMIN = "admin"
+
+
+PLATFORM_ROLES: Final = frozenset({Role.RESIDENT, Role.REGULATOR, Role.ADMIN})
+"""The roles whose tokens the platform issues; institutions sign their own."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller. ``id`` is a resident's subject id, an institution id, or a
+    regulator's or admin's account id; ``institution_type`` is set for institutions only."""
+
+    role: Role
+    id: str
+    institution_type: InstitutionType | None = None
+
+
+# -- platform tokens -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    token_id: str
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PlatformKeys:
+    """The platform's token-signing key and the rules its tokens follow."""
+
+    private_key: Ed25519PrivateKey
+    issuer: str
+    audience: str
+    default_ttl: int
+    max_ttl: int
+
+    @classmethod
+    def load(cls, settings: ApiSettings) -> PlatformKeys:
+        """Load ``<data_dir>/platform-token.key`` (PKCS#8 PEM), creating it on first use (0600)."""
+        path = settings.ledger.data_dir / PLATFORM_KEY_FILE
+        pem = load_or_create_secret(path, _new_private_pem)
+        try:
+            key = load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError) as exc:
+            raise KeyFileError(f"{path} does not hold an unencrypted PEM private key") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeyFileError(f"{path} does not hold an Ed25519 key")
+        return cls(
+            private_key=key,
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            default_ttl=settings.token_ttl,
+            max_ttl=settings.token_max_ttl,
+        )
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self.private_key.public_key()
+
+    @property
+    def key_id(self) -> str:
+        return thumbprint(self.public_key)
+
+    def issue(
+        self, role: Role | str, subject: str, ttl: int | None = None, *, now: float | None = None
+    ) -> IssuedToken:
+        """A signed platform token for ``subject`` in ``role``; ValueError for a bad request."""
+        role = _platform_role(role)
+        _check_platform_subject(role, subject)
+        ttl = self.default_ttl if ttl is None else ttl
+        if not 0 < ttl <= self.max_ttl:
+            raise ValueError(f"ttl must be between 1 and {self.max_ttl} seconds")
+        issued_at = int(time.time() if now is None else now)
+        token_id = uuid.uuid4().hex
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "role": role.value,
+            "aud": self.audience,
+            "iat": issued_at,
+            "exp": issued_at + ttl,
+            "jti": token_id,
+        }
+        token = jwt.encode(claims, self.private_key, ALGORITHM, headers={"kid": self.key_id})
+        return IssuedToken(token, token_id, issued_at + ttl)
+
+    def __repr__(self) -> str:
+        return f"PlatformKeys(issuer={self.issuer!r}, key_id={self.key_id!r})"
+
+
+def _new_private_pem() -> bytes:
+    return Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+    )
+
+
+def _platform_role(role: Role | str) -> Role:
+    try:
+        parsed = Role(role)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed not in PLATFORM_ROLES:
+        raise ValueError(f"the platform issues tokens only for {_names(PLATFORM_ROLES)}")
+    return parsed
+
+
+def _check_platform_subject(role: Role, subject: str) -> None:
+    if role is Role.RESIDENT:
+        # A resident is named by pseudonym only: an identifier in a token would be personal data.
+        if not is_subject(subject):
+            raise ValueError("a resident's subject must be their pseudonymous subject id")
+    elif not re.match(STAFF_ID_PATTERN, subject):
+        raise ValueError(f"{subject!r} is not an account id ({STAFF_ID_PATTERN})")
+
+
+def issue_token(
+    keys: ApiSettings | PlatformKeys,
+    role: Role | str,
+    subject: str,
+    ttl: int | None = None,
+    *,
+    now: float | None = None,
+) -> str:
+    """A platform token (for tests, the demo and the CLI); settings load the key file."""
+    platform = PlatformKeys.load(keys) if isinstance(keys, ApiSettings) else keys
+    return platform.issue(role, subject, ttl, now=now).token
+
+
+def sign_institution_token(
+    private_key: Ed25519PrivateKey,
+    institution_id: str,
+    ttl: int = 60,
+    *,
+    audience: str = DEFAULT_AUDIENCE,
+    now: float | None = None,
+) -> str:
+    """What an institution does on its side: sign its own short-lived token with its key."""
+    if not 0 < ttl <= INSTITUTION_TOKEN_MAX_TTL:
+        raise ValueError(f"ttl must be between 1 and {INSTITUTION_TOKEN_MAX_TTL} seconds")
+    issued_at = int(time.time() if now is None else now)
+    claims = {
+        "iss": institution_id,
+        "sub": institution_id,
+        "aud": audience,
+        "iat": issued_at,
+        "exp": issued_at + ttl,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, private_key, ALGORITHM, headers={"kid": institution_id})
+
+
+# -- verification ----------------------------------------------------------------------------
+
+
+class Authenticator:
+    """Turns a bearer token into a Principal, or raises InvalidTokenError (401)."""
+
+    def __init__(
+        self, platform: PlatformKeys, institutions: InstitutionRegistry, *, leeway: int = CLOCK_SKEW
+    ) -> None:
+        self.platform = platform
+        self.institutions = institutions
+        self.leeway = leeway
+        self._platform_public = platform.public_key
+        self._platform_kid = platform.key_id
+
+    def authenticate(self, token: str) -> Principal:
+        if len(token) > MAX_TOKEN_CHARS:
+            raise InvalidTokenError(f"the token is longer than {MAX_TOKEN_CHARS} characters")
+        try:
+            header = jwt.get_unverified_header(token)
+            # Read unverified only to pick the key; every claim is checked once it verifies.
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError("the token is not a well-formed JWT") from exc
+        if header.get("alg") != ALGORITHM:
+            raise InvalidTokenError(f"tokens must be signed with {ALGORITHM}")
+        issuer = unverified.get("iss")
+        if not isinstance(issuer, str):
+            raise InvalidTokenError('the token has no "iss" claim')
+        if issuer == self.platform.issuer:
+            return self._platform_principal(token, header)
+        return self._institution_principal(token, header, issuer)
+
+    def _platform_principal(self, token: str, header: dict[str, Any]) -> Principal:
+        if header.get("kid", self._platform_kid) != self._platform_kid:
+            raise InvalidTokenError("the token names a platform key this service does not hold")
+        claims = self._verify(token, self._platform_public, self.platform.issuer, _PLATFORM_CLAIMS)
+        if _int_claim(claims, "exp") - _int_claim(claims, "iat") > self.platform.max_ttl:
+            raise InvalidTokenError(f"the token lives longer than {self.platform.max_ttl} s")
+        try:
+            role = _platform_role(claims["role"])
+            _check_platform_subject(role, claims["sub"])
+        except (ValueError, TypeError) as exc:
+            raise InvalidTokenError(f"the token's role or subject is not valid: {exc}") from exc
+        return Principal(role, claims["sub"])
+
+    def _institution_principal(self, token: str, header: dict[str, Any], issuer: str) -> Principal:
+        if header.get("kid") != issuer:
+            raise InvalidTokenError('an institution token needs "kid" = "iss" = its institution id')
+        institution = (
+            self.institutions.get(issuer) if re.match(INSTITUTION_ID_PATTERN, issuer) else None
+        )
+        if institution is None:
+            raise InvalidTokenError(f"the issuer {issuer!r} is not a registered institution")
+        claims = self._verify(token, institution.public_key, issuer, _INSTITUTION_CLAIMS)
+        if claims["sub"] != issuer:
+            raise InvalidTokenError('an institution token needs "sub" = "iss"')
+        if claims.get("role", Role.INSTITUTION.value) != Role.INSTITUTION.value:
+            raise InvalidTokenError("an institution cannot claim another role")
+        horizon = time.time() + INSTITUTION_TOKEN_MAX_TTL + self.leeway
+        if _int_claim(claims, "exp") > horizon:
+            raise InvalidTokenError(
+                f"an institution token may expire at most {INSTITUTION_TOKEN_MAX_TTL} s ahead"
+            )
+        # Checked after the signature, so only the institution learns it was deactivated.
+        if not institution.active:
+            raise InvalidTokenError(f"institution {issuer} is deactivated")
+        return Principal(Role.INSTITUTION, issuer, institution.type)
+
+    def _verify(
+        self, token: str, key: Ed25519PublicKey, issuer: str, required: list[str]
+    ) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.platform.audience,
+                issuer=issuer,
+                leeway=self.leeway,
+                options={"require": required},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidTokenError("the token has expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise InvalidTokenError("the token is not valid yet") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise InvalidTokenError("the token is meant for another audience") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise InvalidTokenError("the token's signature does not verify") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise InvalidTokenError(f'the token has no "{exc.claim}" claim') from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError(f"the token is not valid: {exc}") from exc
+        return claims
+
+
+def _int_claim(claims: dict[str, Any], name: str) -> int:
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidTokenError(f'the "{name}" claim must be an integer')
+    return value
+
+
+def _names(roles: frozenset[Role]) -> str:
+    return ", ".join(sorted(role.value for role in roles))
+
+
+# -- FastAPI dependencies --------------------------------------------------------------------
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    bearerFormat="JWT",
+    description="A platform token (residents, regulators, admins) or an institution's own token.",
+)
+
+AUTH_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    401: {
+        "description": "No bearer token, or one that is not valid",
+        "content": {PROBLEM_JSON: {}},
+    },
+    403: {"description": "The caller's role may not do this", "content": {PROBLEM_JSON: {}}},
+}
+"""OpenAPI ``responses`` for routes behind ``require_roles``."""
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator
+
+
+def current_principal(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    authenticator: Annotated[Authenticator, Depends(get_authenticator)],
+) -> Principal:
+    """The authenticated caller; 401 (with ``WWW-Authenticate: Bearer``) otherwise."""
+    if credentials is None:
+        raise UnauthorizedError("send a token as: Authorization: Bearer <JWT>")
+    return authenticator.authenticate(credentials.credentials)
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that passes the caller on if their role is one of ``roles``; 403 otherwise."""
+    allowed = frozenset(roles)
+    if not allowed:
+        raise ValueError("name at least one role")
+
+    def check_role(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.role not in allowed:
+            raise ForbiddenError(f"this needs the role {_names(allowed)}, not {principal.role}")
+        return principal
+
+    return check_role
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def register_cli(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``issue-token`` to the ``consent-ledger`` command line (``sub`` from add_subparsers)."""
+    text = "print a platform token (whoever holds the data dir is the platform's identity provider)"
+    command = sub.add_parser("issue-token", parents=[common], help=text, description=text)
+    command.add_argument("--role", required=True, choices=sorted(r.value for r in PLATFORM_ROLES))
+    command.add_argument(
+        "--subject", required=True, help="a resident's subject id, or an account id"
+    )
+    command.add_argument("--ttl", type=int, default=None, help="seconds (default: token_ttl)")
+    command.set_defaults(handler=cmd_issue_token)
+
+
+def cmd_issue_token(args: argparse.Namespace) -> int:
+    overrides = {
+        name: getattr(args, name)
+        for name in ("data_dir", "database_url", "origin")
+        if getattr(args, name, None) is not None
+    }
+    settings = ApiSettings(ledger=LedgerSettings(**overrides))
+    print(issue_token(settings, args.role, args.subject, args.ttl))
+    return 0

@@ -1,0 +1,219 @@
+"""The registry of institutions and the Ed25519 public keys they sign their own tokens with.
+
+An admin registers an institution with its public key (a JWK or PEM); the institution keeps the
+private key. Deactivating an institution refuses its tokens from then on; rows are never deleted,
+so what an institution did stays attributable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
+from sqlalchemy import Boolean, Column, Double, LargeBinary, Row, Text, select
+from sqlalchemy import exc as sa_exc
+from sqlmodel import Field, SQLModel
+
+from ledger.store import LedgerStore
+
+from .domain.vocab import InstitutionType
+from .errors import ConflictError, NotFoundError
+
+INSTITUTION_ID_PATTERN: Final = r"^[A-Za-z0-9\-.]{1,64}$"
+"""The FHIR ``id`` syntax: an institution id can name an Organization resource as it is."""
+
+_B64URL_32: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def public_key_from_jwk(jwk: Mapping[str, Any]) -> Ed25519PublicKey:
+    """An Ed25519 public key from an OKP JWK (RFC 8037); ValueError for anything else."""
+    if "d" in jwk:
+        raise ValueError("this JWK holds a private key; register only the public key")
+    if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        raise ValueError('the JWK must have "kty": "OKP" and "crv": "Ed25519"')
+    x = jwk.get("x")
+    if not isinstance(x, str) or not _B64URL_32.match(x):
+        raise ValueError('the JWK "x" must be 32 bytes, base64url without padding')
+    return Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(x + "="))
+
+
+def public_key_from_pem(pem: str) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM (SubjectPublicKeyInfo); ValueError for anything else."""
+    try:
+        key = load_pem_public_key(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError("not a PEM public key") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("the PEM key is not an Ed25519 public key")
+    return key
+
+
+def raw_public_key(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def jwk_of(key: Ed25519PublicKey) -> dict[str, str]:
+    """The public JWK of ``key`` (RFC 8037)."""
+    return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw_public_key(key))}
+
+
+def thumbprint(key: Ed25519PublicKey) -> str:
+    """The RFC 7638 JWK thumbprint (SHA-256, base64url) of ``key``: a short stable name for it."""
+    canonical = json.dumps(jwk_of(key), sort_keys=True, separators=(",", ":")).encode()
+    return _b64url(hashlib.sha256(canonical).digest())
+
+
+@dataclass(frozen=True, slots=True)
+class Institution:
+    id: str
+    name: str
+    type: InstitutionType
+    public_key: Ed25519PublicKey
+    key_thumbprint: str
+    active: bool
+    registered_at: datetime
+    deactivated_at: datetime | None
+
+
+class InstitutionRow(SQLModel, table=True):
+    """A registered institution and the public key its tokens must verify against."""
+
+    __tablename__ = "institution"
+
+    id: str = Field(sa_column=Column(Text, primary_key=True))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    type: str = Field(sa_column=Column(Text, nullable=False))
+    public_key: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    key_thumbprint: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    active: bool = Field(sa_column=Column(Boolean, nullable=False))
+    registered_at: float = Field(sa_column=Column(Double, nullable=False))
+    deactivated_at: float | None = Field(default=None, sa_column=Column(Double, nullable=True))
+
+
+_INSTITUTION = InstitutionRow.__table__  # type: ignore[attr-defined]
+
+
+def _institution(row: Row[Any]) -> Institution:
+    return Institution(
+        id=row.id,
+        name=row.name,
+        type=InstitutionType(row.type),
+        public_key=Ed25519PublicKey.from_public_bytes(bytes(row.public_key)),
+        key_thumbprint=row.key_thumbprint,
+        active=bool(row.active),
+        registered_at=datetime.fromtimestamp(row.registered_at, UTC),
+        deactivated_at=(
+            None if row.deactivated_at is None else datetime.fromtimestamp(row.deactivated_at, UTC)
+        ),
+    )
+
+
+class InstitutionRegistry:
+    """Reads and writes the ``institution`` table of the ledger's database."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+
+    @classmethod
+    def open(cls, store: LedgerStore) -> InstitutionRegistry:
+        store.create_schema(extra_tables=[_INSTITUTION])
+        return cls(store)
+
+    def get(self, institution_id: str) -> Institution | None:
+        with self._store.read() as conn:
+            row = conn.execute(
+                select(_INSTITUTION).where(_INSTITUTION.c.id == institution_id)
+            ).first()
+        return None if row is None else _institution(row)
+
+    def all(self) -> list[Institution]:
+        with self._store.read() as conn:
+            rows = conn.execute(select(_INSTITUTION).order_by(_INSTITUTION.c.id)).all()
+        return [_institution(row) for row in rows]
+
+    def register(
+        self,
+        institution_id: str,
+        name: str,
+        institution_type: InstitutionType,
+        public_key: Ed25519PublicKey,
+        *,
+        now: float | None = None,
+    ) -> Institution:
+        """Add an active institution; ConflictError if the id or the key is already registered."""
+        if not re.match(INSTITUTION_ID_PATTERN, institution_id):
+            raise ValueError(f"{institution_id!r} is not an institution id")
+        key_thumbprint = thumbprint(public_key)
+        try:
+            with self._store.write() as conn:
+                taken = conn.execute(
+                    select(_INSTITUTION.c.id).where(
+                        (_INSTITUTION.c.id == institution_id)
+                        | (_INSTITUTION.c.key_thumbprint == key_thumbprint)
+                    )
+                ).first()
+                if taken is not None:
+                    raise self._conflict(institution_id, taken.id)
+                conn.execute(
+                    _INSTITUTION.insert().values(
+                        id=institution_id,
+                        name=name,
+                        type=institution_type.value,
+                        public_key=raw_public_key(public_key),
+                        key_thumbprint=key_thumbprint,
+                        active=True,
+                        registered_at=time.time() if now is None else now,
+                    )
+                )
+        except sa_exc.IntegrityError as exc:  # a concurrent registration won the race
+            raise ConflictError(f"institution {institution_id} or its key is registered") from exc
+        registered = self.get(institution_id)
+        assert registered is not None
+        return registered
+
+    @staticmethod
+    def _conflict(institution_id: str, holder: str) -> ConflictError:
+        if holder == institution_id:
+            return ConflictError(f"institution {institution_id} is already registered")
+        return ConflictError(f"this public key is already registered for institution {holder}")
+
+    def unregister(self, institution_id: str) -> None:
+        """Undo a registration whose ``institution.registered`` event could not be logged."""
+        with self._store.write() as conn:
+            conn.execute(_INSTITUTION.delete().where(_INSTITUTION.c.id == institution_id))
+
+    def deactivate(self, institution_id: str, *, now: float | None = None) -> Institution:
+        """Refuse the institution's tokens from now on; ConflictError if it already is."""
+        with self._store.write() as conn:
+            active = conn.execute(
+                select(_INSTITUTION.c.active).where(_INSTITUTION.c.id == institution_id)
+            ).scalar_one_or_none()
+            if active is None:
+                raise NotFoundError(f"no institution has the id {institution_id}")
+            if not active:
+                raise ConflictError(f"institution {institution_id} is already deactivated")
+            conn.execute(
+                _INSTITUTION.update()
+                .where(_INSTITUTION.c.id == institution_id)
+                .values(active=False, deactivated_at=time.time() if now is None else now)
+            )
+        deactivated = self.get(institution_id)
+        assert deactivated is not None
+        return deactivated
