@@ -14,12 +14,19 @@ from ledger.batcher import GroupCommitter
 from ledger.log import Ledger
 
 from .auth import Authenticator, PlatformKeys
+from .consents import ConsentService, SubjectLocks
 from .errors import install_problem_handlers
 from .identity import PseudonymKey, ResidentVault
 from .institutions import InstitutionRegistry
 from .limits import BodyLimit
-from .routes import admin, log
+from .records import Records
+from .routes import admin, consents, log
 from .settings import ApiSettings
+
+
+def app_from_env() -> FastAPI:
+    """The app with settings from the environment (what ``consent-ledger serve`` workers run)."""
+    return create_app(ApiSettings())
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -39,6 +46,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.ledger = ledger
         app.state.committer = committer
         app.state.anchors = AnchorStore(ledger.store)
+        records = Records.open(ledger.store)
+        records.catch_up(ledger)  # leaves logged but not projected before a crash
+        app.state.records = records
+        app.state.consents = ConsentService(
+            records, committer, app.state.vault, SubjectLocks(ledger.store)
+        )
         stop = threading.Event()
         anchorer = Anchorer(ledger)
         worker = None
@@ -54,6 +67,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             if worker is not None:
                 worker.join(timeout=30)
             committer.close()
+            records.mark_complete(ledger.tree_size())
             anchorer.close()
             ledger.close()
 
@@ -67,5 +81,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(log.router)
     app.include_router(admin.router)
+    app.include_router(consents.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

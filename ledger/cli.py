@@ -175,7 +175,11 @@ def _log_options(default: Any) -> argparse.ArgumentParser:
     return options
 
 
-def build_parser() -> argparse.ArgumentParser:
+Extension = Callable[[Any, argparse.ArgumentParser], None]
+
+
+def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParser:
+    """The command line; ``extensions`` let higher layers (the API) add their commands."""
     parser = argparse.ArgumentParser(
         prog="consent-ledger",
         description="A verifiable, anchored log of health-data consents and access decisions.",
@@ -224,11 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", cmd_demo, "run the main job on the embedded defaults and print what happened"
     )
     demo.add_argument("--events", type=int, default=20_000, help="events to log")
+    for extend in extensions:
+        extend(sub, common)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, extensions: Sequence[Extension] = ()) -> int:
+    parser = build_parser(extensions)
     args = parser.parse_args(argv)
     if args.handler is cmd_verify:
         needed = {"inclusion": ["proof"], "consistency": ["proof", "old"]}.get(args.what, [])

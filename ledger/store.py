@@ -358,6 +358,13 @@ class LedgerStore:
             value = conn.execute(select(_META.c.value).where(_META.c.name == name)).scalar()
         return None if value is None else str(value)
 
+    def set_meta(self, name: str, value: str) -> None:
+        """Record or overwrite a fact (a projection's progress mark, say)."""
+        with self.write() as conn:
+            updated = conn.execute(update(_META).where(_META.c.name == name).values(value=value))
+            if updated.rowcount == 0:
+                conn.execute(_insert_ignore(conn, _META).values(name=name, value=value))
+
     def set_meta_once(self, name: str, value: str) -> str:
         """Record a fact the first time; return what is recorded (maybe by an earlier writer)."""
         with self.write() as conn:
