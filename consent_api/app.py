@@ -20,7 +20,7 @@ from .identity import PseudonymKey, ResidentVault
 from .institutions import InstitutionRegistry
 from .limits import BodyLimit
 from .records import Records
-from .routes import admin, consents, log
+from .routes import admin, consents, fhir_consent, log
 from .settings import ApiSettings
 
 
@@ -82,5 +82,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(log.router)
     app.include_router(admin.router)
     app.include_router(consents.router)
+    app.include_router(fhir_consent.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
