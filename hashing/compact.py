@@ -8,6 +8,7 @@ starting at 0, the way Tessera's integrator grows its tree.
 
 import hashlib
 from collections.abc import Sequence
+from itertools import repeat
 
 from hashing.errors import TreeArgumentError
 from hashing.nodes import NodeID, range_nodes
@@ -66,21 +67,13 @@ class CompactRange:
         with every perfect subtree node of the tree. Nothing changes if any
         leaf hash is malformed.
         """
-        return [
-            (NodeID(level, index), node) for level, index, node in self.extend_rows(leaf_hashes)
-        ]
-
-    def extend_rows(self, leaf_hashes: Sequence[bytes]) -> list[tuple[int, int, bytes]]:
-        """``extend`` for storage: the completed nodes as plain ``(level, index, hash)`` rows."""
         check_hash_lengths(leaf_hashes, "leaf_hashes", TreeArgumentError)
-        # The log's hot path: bound locals, and per leaf nothing but hashing and
-        # recording the nodes completed.
         sha256 = hashlib.sha256
         prefix = NODE_PREFIX
         frontier = self._hashes
         push = frontier.append
         pop = frontier.pop
-        completed: list[tuple[int, int, bytes]] = []
+        completed: list[tuple[NodeID, bytes]] = []
         record = completed.append
         size = self._size
         for node in leaf_hashes:
@@ -92,11 +85,48 @@ class CompactRange:
                 node = sha256(prefix + pop() + node).digest()
                 index >>= 1
                 level += 1
-                record((level, index, node))
+                record((NodeID(level, index), node))
             push(node)
             size += 1
         self._size = size
         return completed
+
+    def extend_rows(self, leaf_hashes: Sequence[bytes]) -> list[tuple[int, int, bytes]]:
+        """``extend`` for storage: the completed nodes as ``(level, index, hash)`` rows.
+
+        The same nodes as ``extend`` returns, but level by level rather than in the order they
+        were formed: each level is hashed pairwise in one comprehension, which is what makes a
+        large batch cheap (the log appends in batches).
+        """
+        check_hash_lengths(leaf_hashes, "leaf_hashes", TreeArgumentError)
+        sha256 = hashlib.sha256
+        prefix = NODE_PREFIX
+        size = self._size
+        # The old frontier by level: hashes run left to right, i.e. from the highest set bit.
+        old = dict(zip(_set_bits_descending(size), self._hashes, strict=True))
+        kept: dict[int, bytes] = {}
+        rows: list[tuple[int, int, bytes]] = []
+        nodes = list(leaf_hashes)
+        first = size  # the index, at this level, of nodes[0]
+        level = 0
+        while nodes:
+            if first & 1:  # a left sibling waits on the frontier at this level
+                nodes = [old.pop(level), *nodes]
+                first -= 1
+            if len(nodes) & 1:  # the last node has no right sibling yet
+                kept[level] = nodes.pop()
+            parents = [
+                sha256(prefix + a + b).digest()
+                for a, b in zip(nodes[::2], nodes[1::2], strict=True)
+            ]
+            first >>= 1
+            level += 1
+            rows.extend(zip(repeat(level), range(first, first + len(parents)), parents))
+            nodes = parents
+        kept.update(old)  # frontier nodes above where the new leaves reached stay as they are
+        self._size = size + len(leaf_hashes)
+        self._hashes = [kept[bit] for bit in _set_bits_descending(self._size)]
+        return rows
 
     def root(self) -> bytes:
         """Return MTH of the leaves [0, size); EMPTY_ROOT when the range is empty."""
@@ -117,3 +147,7 @@ class CompactRange:
         return (
             f"CompactRange(size={self._size}, hashes=[{', '.join(h.hex() for h in self._hashes)}])"
         )
+
+
+def _set_bits_descending(size: int) -> list[int]:
+    return [bit for bit in range(size.bit_length() - 1, -1, -1) if size >> bit & 1]

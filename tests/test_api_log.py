@@ -74,6 +74,7 @@ def test_leaves_are_paged_in_order(client: TestClient) -> None:
         url = page["next"]
     assert seen == list(range(25))
     assert client.get("/v1/log/leaves", params={"start": 30}).json()["leaves"] == []
+    assert client.get("/v1/log/leaves", params={"start": 5, "end": 2}).json()["leaves"] == []
 
 
 @pytest.mark.parametrize(
@@ -84,7 +85,6 @@ def test_leaves_are_paged_in_order(client: TestClient) -> None:
         ("/v1/log/proof/inclusion?leaf_index=-1", 422, "validation"),
         ("/v1/log/proof/inclusion?leaf_index=abc", 422, "validation"),
         ("/v1/log/proof/consistency?size1=4&size2=3", 404, "not-in-log"),
-        ("/v1/log/leaves?start=5&end=2", 422, "unprocessable"),
         ("/v1/log/checkpoints/77", 404, "not-found"),
         ("/v1/log/nowhere", 404, "not-found"),
         ("/v1/log/proof/inclusion?leaf_index=99999999999999999999999", 422, "validation"),

@@ -126,3 +126,27 @@ def test_copy_is_independent() -> None:
     assert compact.size == 9
     assert twin.size == 10
     assert compact.root() == REF_ROOTS[9]
+
+
+@settings(max_examples=80, deadline=None)
+@given(batches())
+def test_extend_rows_gives_the_same_nodes_and_frontier_as_extend(cuts: list[int]) -> None:
+    by_rows = CompactRange()
+    by_nodes = CompactRange()
+    rows: list[tuple[int, int, bytes]] = []
+    nodes: list[tuple[NodeID, bytes]] = []
+    for begin, end in itertools.pairwise(cuts):
+        rows += by_rows.extend_rows(LEAF_HASHES[begin:end])
+        nodes += by_nodes.extend(LEAF_HASHES[begin:end])
+        assert by_rows == by_nodes
+        assert by_rows.root() == REF_ROOTS[end]
+    assert sorted(rows) == sorted((n.level, n.index, h) for n, h in nodes)
+    assert len(rows) == len(nodes)
+
+
+def test_extend_rows_rejects_a_malformed_leaf_without_changing_state() -> None:
+    compact, _ = _grow_one_by_one(5)
+    before = compact.copy()
+    with pytest.raises(TreeArgumentError, match=r"leaf_hashes\[2\] has 33 bytes"):
+        compact.extend_rows([LEAF_HASHES[5], LEAF_HASHES[6], b"\x00" * 33])
+    assert compact == before

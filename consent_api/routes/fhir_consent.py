@@ -36,17 +36,25 @@ def _pseudonym_key(request: Request) -> PseudonymKey:
     return key
 
 
-def _fhir(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status_code, media_type=FHIR_JSON, headers=headers)
+class FhirJSONResponse(JSONResponse):
+    """FHIR's own JSON media type, documented as such in the OpenAPI."""
+
+    media_type = FHIR_JSON
 
 
-@router.post("/Consent", status_code=201, response_class=JSONResponse)
+def _fhir(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> FhirJSONResponse:
+    return FhirJSONResponse(body, status_code=status_code, headers=headers)
+
+
+@router.post("/Consent", status_code=201, response_class=FhirJSONResponse)
 def create_consent(
     resource: Annotated[dict[str, Any], Body(description="An R4 Consent resource.")],
     principal: Resident,
     service: Service,
     key: Annotated[PseudonymKey, Depends(_pseudonym_key)],
-) -> JSONResponse:
+) -> FhirJSONResponse:
     """Create a consent from an R4 Consent; the server assigns its id and time of grant."""
 
     def pseudonymise(reference: str) -> str:
@@ -74,20 +82,20 @@ def create_consent(
     )
 
 
-@router.get("/Consent/{consent_id}", response_class=JSONResponse)
-def read_consent(consent_id: str, principal: Reader, service: Service) -> JSONResponse:
+@router.get("/Consent/{consent_id}", response_class=FhirJSONResponse)
+def read_consent(consent_id: str, principal: Reader, service: Service) -> FhirJSONResponse:
     """The current version of a consent as an R4 Consent."""
     consent = service.current(consent_id)
     service.may_read(principal, consent.subject)
     return _fhir(consent_to_fhir(consent))
 
 
-@router.get("/Consent", response_class=JSONResponse)
+@router.get("/Consent", response_class=FhirJSONResponse)
 def search_consents(
     principal: Reader,
     service: Service,
     patient: Annotated[str, Query(max_length=300, description="The patient's pseudonym.")],
-) -> JSONResponse:
+) -> FhirJSONResponse:
     """A searchset Bundle of the patient's consents (current versions)."""
     subject = patient.removeprefix("Patient/")
     service.may_read(principal, subject)

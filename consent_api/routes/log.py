@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -14,7 +14,7 @@ from ledger.anchor_store import AnchorStore
 from ledger.log import Ledger
 
 from ..dependencies import get_ledger, get_settings
-from ..errors import NotFoundError, UnprocessableError
+from ..errors import NotFoundError
 from ..settings import ApiSettings
 
 router = APIRouter(prefix="/v1/log", tags=["log"])
@@ -77,7 +77,8 @@ def latest_checkpoint(ledger: Annotated[Ledger, Depends(get_ledger)]) -> PlainTe
 
 @router.get("/checkpoints/{tree_size}", response_class=PlainTextResponse)
 def checkpoint_at(
-    tree_size: int, ledger: Annotated[Ledger, Depends(get_ledger)]
+    tree_size: Annotated[int, Path(ge=0, le=2**63 - 1)],
+    ledger: Annotated[Ledger, Depends(get_ledger)],
 ) -> PlainTextResponse:
     """The signed checkpoint sealed at exactly ``tree_size``."""
     checkpoint = ledger.store.checkpoint_at(tree_size)
@@ -97,8 +98,6 @@ def leaves(
     """Leaves ``start <= leaf_index < end`` in order, at most ``page_size`` per page."""
     size = ledger.tree_size()
     stop = size if end is None else min(end, size)
-    if end is not None and end < start:
-        raise UnprocessableError(f"end {end} is before start {start}")
     stop = min(stop, start + settings.page_size)
     rows = ledger.leaves(start, stop) if start < stop else []
     wanted_end = size if end is None else min(end, size)
