@@ -13,14 +13,17 @@ from ledger.anchoring import Anchorer
 from ledger.batcher import GroupCommitter
 from ledger.log import Ledger
 
+from .access import AccessService
 from .auth import Authenticator, PlatformKeys
+from .breakglass import BreakGlassService
 from .consents import ConsentService, SubjectLocks
 from .errors import install_problem_handlers
 from .identity import PseudonymKey, ResidentVault
 from .institutions import InstitutionRegistry
 from .limits import BodyLimit
+from .openapi import install_openapi
 from .records import Records
-from .routes import admin, consents, fhir_consent, log
+from .routes import access, admin, audit_fhir, breakglass, consents, fhir_consent, history, log
 from .settings import ApiSettings
 
 
@@ -52,6 +55,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.consents = ConsentService(
             records, committer, app.state.vault, SubjectLocks(ledger.store)
         )
+        app.state.access = AccessService.open(
+            ledger.store, committer, records, app.state.institutions, app.state.vault, settings
+        )
+        app.state.breakglass = BreakGlassService.open(ledger.store, committer, records)
         stop = threading.Event()
         anchorer = Anchorer(ledger)
         worker = None
@@ -79,9 +86,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    install_openapi(app)
     app.include_router(log.router)
     app.include_router(admin.router)
     app.include_router(consents.router)
     app.include_router(fhir_consent.router)
+    app.include_router(access.router)
+    app.include_router(breakglass.router)
+    app.include_router(history.router)
+    app.include_router(audit_fhir.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -9,6 +9,7 @@ projection) is harmless. ``catch_up`` replays from the last mark at start-up.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,6 +29,8 @@ ACCESS_KINDS = frozenset(
     {"access.decided", "access.released", "access.refused", "breakglass.justified"}
 )
 PROJECTION_MARK = "projection:complete-to"
+
+log = logging.getLogger(__name__)
 
 
 class ConsentRecord(SQLModel, table=True):
@@ -74,31 +77,18 @@ class Records:
         return cls(store)
 
     def project(self, leaf_index: int, kind: str, data: dict[str, Any]) -> None:
-        """Apply one leaf to the projection (a no-op for kinds it does not hold, or repeats)."""
-        if kind in CONSENT_KINDS:
-            consent = data["consent"]
-            row = {
-                "leaf_index": leaf_index,
-                "consent_id": consent["consent_id"],
-                "subject": consent["subject"],
-                "kind": kind,
-                "version": consent["version"],
-                "body": json.dumps(consent, sort_keys=True),
-            }
-            table = _CONSENT
-        elif kind in ACCESS_KINDS:
-            row = {
-                "leaf_index": leaf_index,
-                "kind": kind,
-                "subject": data["subject"],
-                "requester": data.get("requester", ""),
-                "holder": data.get("holder", ""),
-                "request_id": data["request_id"],
-                "at": data["at"],
-                "body": json.dumps(data, sort_keys=True),
-            }
-            table = _ACCESS
-        else:
+        """Apply one leaf to the projection (a no-op for kinds it does not hold, or repeats).
+
+        A leaf of a projected kind that this service did not write (another writer of the log,
+        an older event shape) is skipped with a warning: the log holds it whatever the
+        projection makes of it, and one odd leaf must not stop the service from starting.
+        """
+        try:
+            row, table = _row(leaf_index, kind, data)
+        except (KeyError, TypeError) as exc:
+            log.warning("leaf %d (%s) has no projectable shape: %s", leaf_index, kind, exc)
+            return
+        if table is None:
             return
         with self.store.write() as conn:
             insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
@@ -154,6 +144,15 @@ class Records:
             rows = conn.execute(query.order_by(_ACCESS.c.leaf_index)).all()
         return [(int(leaf), str(kind), json.loads(body)) for leaf, kind, body in rows]
 
+    def access_of_kinds(self, kinds: Iterable[str]) -> list[tuple[int, str, dict[str, Any]]]:
+        """Access events of the given kinds, in log order (the break-glass review reads these)."""
+        query = select(_ACCESS.c.leaf_index, _ACCESS.c.kind, _ACCESS.c.body).where(
+            _ACCESS.c.kind.in_(sorted(set(kinds)))
+        )
+        with self.store.read() as conn:
+            rows = conn.execute(query.order_by(_ACCESS.c.leaf_index)).all()
+        return [(int(leaf), str(kind), json.loads(body)) for leaf, kind, body in rows]
+
 
 def latest_versions(history: Iterable[tuple[int, Consent]]) -> dict[str, tuple[int, Consent]]:
     """The last logged record of each consent id."""
@@ -161,3 +160,29 @@ def latest_versions(history: Iterable[tuple[int, Consent]]) -> dict[str, tuple[i
     for leaf_index, consent in history:
         latest[consent.consent_id] = (leaf_index, consent)
     return latest
+
+
+def _row(leaf_index: int, kind: str, data: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The projection row of one leaf, and its table (None for kinds not projected)."""
+    if kind in CONSENT_KINDS:
+        consent = data["consent"]
+        return {
+            "leaf_index": leaf_index,
+            "consent_id": consent["consent_id"],
+            "subject": consent["subject"],
+            "kind": kind,
+            "version": consent["version"],
+            "body": json.dumps(consent, sort_keys=True),
+        }, _CONSENT
+    if kind in ACCESS_KINDS:
+        return {
+            "leaf_index": leaf_index,
+            "kind": kind,
+            "subject": data["subject"],
+            "requester": data.get("requester", ""),
+            "holder": data.get("holder", ""),
+            "request_id": data["request_id"],
+            "at": data["at"],
+            "body": json.dumps(data, sort_keys=True),
+        }, _ACCESS
+    return {}, None

@@ -36,6 +36,12 @@ class ApiSettings(BaseSettings):
     token_max_ttl: int = Field(
         default=3600, gt=0, le=86_400, description="No platform token is issued for longer."
     )
+    grant_ttl: int = Field(
+        default=300, gt=0, le=3600, description="A permit's grant token lives this long, seconds."
+    )
+    breakglass_justify_within: int = Field(
+        default=86_400, gt=0, description="A break-glass access must be justified within, seconds."
+    )
 
     @model_validator(mode="after")
     def _ttl_within_max(self) -> Self:

@@ -1,0 +1,241 @@
+"""Access requests, grant redemption and break-glass, for institutions and regulators.
+
+An institution asks for a resident's data held by another institution; the answer is logged
+whatever it is. A permit carries a single-use grant token, which the holder redeems before it
+releases anything. Break-glass requests are decided here too; ``routes.breakglass`` takes
+their justifications.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..access import AccessService, Clock, Event, get_clock
+from ..auth import AUTH_RESPONSES, Principal, Role, require_roles
+from ..domain.vocab import Category, InstitutionType, Purpose
+from ..errors import PROBLEM_JSON, ForbiddenError
+from ..grants import GRANT_TOKEN_PATTERN
+from ..identity import SUBJECT_PATTERN, Subject
+from ..institutions import INSTITUTION_ID_PATTERN
+
+router = APIRouter(tags=["access"], responses=AUTH_RESPONSES)
+
+REQUEST_ID_PATTERN = r"^[0-9a-f]{32}$"
+InstitutionId = Annotated[str, Field(pattern=INSTITUTION_ID_PATTERN)]
+Categories = Annotated[list[Category], Field(min_length=1, max_length=len(Category))]
+Institution = Annotated[Principal, Depends(require_roles(Role.INSTITUTION))]
+Regulator = Annotated[Principal, Depends(require_roles(Role.REGULATOR))]
+Reader = Annotated[Principal, Depends(require_roles(Role.INSTITUTION, Role.REGULATOR))]
+RequestId = Annotated[str, Path(pattern=REQUEST_ID_PATTERN)]
+
+
+def get_access(request: Request) -> AccessService:
+    service: AccessService = request.app.state.access
+    return service
+
+
+Service = Annotated[AccessService, Depends(get_access)]
+Now = Annotated[Clock, Depends(get_clock)]
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_JSON: {}}}
+
+
+# -- schemas ---------------------------------------------------------------------------------
+
+
+class AccessRequestIn(BaseModel):
+    """The requester is the calling institution; its type comes from the registry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: Subject
+    holder: InstitutionId = Field(description="The institution holding the data.")
+    categories: Categories
+    purpose: Purpose
+    emergency: bool = Field(
+        default=False, description="Break-glass: emergency purpose and categories only."
+    )
+
+
+class ReliedOn(BaseModel):
+    consent_id: str
+    leaf_index: int = Field(description="The leaf of the consent version the decision read.")
+
+
+class GrantOut(BaseModel):
+    token: str = Field(description="Single-use secret, shown once: hand it to the holder.")
+    expires_at: datetime
+
+
+class DecisionOut(BaseModel):
+    request_id: str
+    decision: Literal["permit", "deny"]
+    reason: str = Field(description="What the consents said (a stable reason code).")
+    relied_on: list[ReliedOn]
+    leaf_index: int = Field(description="The leaf of the logged decision.")
+    at: datetime
+    breakglass: bool
+    justify_by: datetime | None = Field(description="Break-glass only: justify before this.")
+    grant: GrantOut | None = Field(description="For a permit: the grant the holder redeems.")
+
+
+class RedeemIn(BaseModel):
+    """What the holder was asked for, with the token the requester handed it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grant_token: str = Field(pattern=GRANT_TOKEN_PATTERN)
+    requester: InstitutionId
+    subject: Subject
+    categories: Categories
+    purpose: Purpose
+
+
+class ReleaseOut(BaseModel):
+    request_id: str
+    subject: str
+    requester: str
+    holder: str
+    categories: list[Category]
+    purpose: Purpose
+    breakglass: bool
+    relied_on: list[ReliedOn]
+    at: datetime
+    leaf_index: int = Field(description="The leaf of the logged release.")
+
+
+class EventOut(BaseModel):
+    kind: str
+    leaf_index: int
+    at: datetime
+    refusal: str | None = None
+
+
+class AccessRequestOut(BaseModel):
+    request_id: str
+    subject: str
+    requester: str
+    requester_type: InstitutionType
+    holder: str
+    categories: list[Category]
+    purpose: Purpose
+    decision: Literal["permit", "deny"]
+    reason: str
+    relied_on: list[ReliedOn]
+    breakglass: bool
+    at: datetime
+    leaf_index: int
+    events: list[EventOut] = Field(description="Redemptions and refusals under this request.")
+
+
+def _request_out(leaf_index: int, event: Event) -> AccessRequestOut:
+    fields = {name: event[name] for name in AccessRequestOut.model_fields if name in event}
+    return AccessRequestOut(**fields, leaf_index=leaf_index, events=[])
+
+
+# -- requests --------------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/access-requests",
+    status_code=201,
+    responses={
+        404: problem_response("No resident has this subject id"),
+        410: problem_response("The resident was erased"),
+    },
+)
+def request_access(
+    body: AccessRequestIn, principal: Institution, service: Service, clock: Now
+) -> DecisionOut:
+    """Ask for a resident's data held by another institution; the decision is logged."""
+    assert principal.institution_type is not None
+    decided = service.request_access(
+        requester=principal.id,
+        requester_type=principal.institution_type,
+        subject=body.subject,
+        holder=body.holder,
+        categories=frozenset(body.categories),
+        purpose=body.purpose,
+        emergency=body.emergency,
+        now=clock(),
+    )
+    event = decided.event
+    grant = None
+    if decided.grant_token is not None:
+        grant = GrantOut(token=decided.grant_token, expires_at=event["grant_expires_at"])
+    return DecisionOut(
+        request_id=event["request_id"],
+        decision=event["decision"],
+        reason=event["reason"],
+        relied_on=event["relied_on"],
+        leaf_index=decided.leaf_index,
+        at=event["at"],
+        breakglass=event["breakglass"],
+        justify_by=event.get("justify_by"),
+        grant=grant,
+    )
+
+
+@router.get("/v1/access-requests")
+def list_access_requests(
+    principal: Reader,
+    service: Service,
+    institution: Annotated[str | None, Query(pattern=INSTITUTION_ID_PATTERN)] = None,
+    subject: Annotated[str | None, Query(pattern=SUBJECT_PATTERN)] = None,
+) -> list[AccessRequestOut]:
+    """Decisions with what became of them: an institution's own (as requester or holder),
+    or for a regulator all, by institution or subject."""
+    if principal.role is Role.INSTITUTION:
+        if institution not in (None, principal.id):
+            raise ForbiddenError("an institution sees only its own requests")
+        institution = principal.id
+    requests: dict[str, AccessRequestOut] = {}
+    for leaf_index, kind, event in service.records.access_for(party=institution, subject=subject):
+        if kind == "access.decided":
+            requests[event["request_id"]] = _request_out(leaf_index, event)
+        elif event["request_id"] in requests:  # a decision precedes what follows from it
+            requests[event["request_id"]].events.append(
+                EventOut(
+                    kind=kind, leaf_index=leaf_index, at=event["at"], refusal=event.get("refusal")
+                )
+            )
+    return list(requests.values())
+
+
+# -- grants ----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/grants/redeem",
+    tags=["grants"],
+    responses={
+        403: problem_response("Not the holder and requester the grant was issued to"),
+        404: problem_response("No grant has this token"),
+        409: problem_response("The grant was already redeemed"),
+        410: problem_response("The grant has expired"),
+        422: problem_response("The grant covers other data, or the consents no longer permit it"),
+    },
+)
+def redeem_grant(
+    body: RedeemIn, principal: Institution, service: Service, clock: Now
+) -> ReleaseOut:
+    """The holder redeems a grant before releasing data; success is the logged release."""
+    released = service.redeem(
+        holder=principal.id,
+        token=body.grant_token,
+        requester=body.requester,
+        subject=body.subject,
+        categories=frozenset(body.categories),
+        purpose=body.purpose,
+        now=clock(),
+    )
+    fields = {
+        name: released.event[name] for name in ReleaseOut.model_fields if name != "leaf_index"
+    }
+    return ReleaseOut(**fields, leaf_index=released.leaf_index)
