@@ -20,6 +20,7 @@ from .consents import ConsentService, SubjectLocks
 from .errors import install_problem_handlers
 from .identity import PseudonymKey, ResidentVault
 from .institutions import InstitutionRegistry
+from .lapse import LapseCommitments
 from .limits import BodyLimit
 from .openapi import install_openapi
 from .records import Records
@@ -49,11 +50,15 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.ledger = ledger
         app.state.committer = committer
         app.state.anchors = AnchorStore(ledger.store)
-        records = Records.open(ledger.store)
+        lapse = LapseCommitments(app.state.pseudonym_key.secret)
+        vault: ResidentVault = app.state.vault
+        records = Records.open(
+            ledger.store, lambda body: lapse.from_leaf(body, vault.birth_date_if_known)
+        )
         records.catch_up(ledger)  # leaves logged but not projected before a crash
         app.state.records = records
         app.state.consents = ConsentService(
-            records, committer, app.state.vault, SubjectLocks(ledger.store)
+            records, committer, vault, SubjectLocks(ledger.store), lapse
         )
         app.state.access = AccessService.open(
             ledger.store, committer, records, app.state.institutions, app.state.vault, settings

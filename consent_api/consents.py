@@ -29,6 +29,7 @@ from .domain.errors import DomainError
 from .domain.narrowing import narrow as narrow_consent
 from .errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
 from .identity import ResidentVault
+from .lapse import LapseCommitments
 from .records import Records, latest_versions
 
 
@@ -60,8 +61,14 @@ class SubjectLocks:
 
 class ConsentService:
     def __init__(
-        self, records: Records, committer: GroupCommitter, vault: ResidentVault, locks: SubjectLocks
+        self,
+        records: Records,
+        committer: GroupCommitter,
+        vault: ResidentVault,
+        locks: SubjectLocks,
+        lapse: LapseCommitments,
     ) -> None:
+        self.lapse = lapse
         self.records = records
         self.committer = committer
         self.vault = vault
@@ -182,7 +189,8 @@ class ConsentService:
         return list(latest_versions(self.records.consent_history(subject)).values())
 
     def _log(self, kind: str, consent: Consent, at: datetime) -> tuple[int, Consent]:
-        data = {"consent": consent.model_dump(mode="json"), "at": _iso(at)}
+        # No birth date in the log: a guardian's lapse date goes in as a commitment.
+        data = {"consent": self.lapse.to_leaf(consent), "at": _iso(at)}
         leaf_index = self.committer.append(kind, data)
         self.records.project(leaf_index, kind, data)
         return leaf_index, consent

@@ -232,6 +232,13 @@ class ResidentVault:
         """When ``subject`` was born (for the rule that a guardian's consent lapses at 14)."""
         return self.read(subject).birth_date
 
+    def birth_date_if_known(self, subject: str) -> date | None:
+        """The birth date, or None for a subject never registered or erased."""
+        try:
+            return self.birth_date(subject)
+        except (ErasedError, UnknownSubjectError):
+            return None
+
     def ensure_registered(self, subject: str) -> None:
         """Raise UnknownSubjectError or ErasedError unless ``subject`` has a readable record."""
         _check_subject(subject)

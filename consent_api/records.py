@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Text, select
@@ -31,6 +31,12 @@ ACCESS_KINDS = frozenset(
 PROJECTION_MARK = "projection:complete-to"
 
 log = logging.getLogger(__name__)
+
+ConsentRestorer = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+def _as_logged(body: dict[str, Any]) -> dict[str, Any] | None:
+    return body
 
 
 class ConsentRecord(SQLModel, table=True):
@@ -68,13 +74,16 @@ _ACCESS = AccessRecord.__table__  # type: ignore[attr-defined]
 class Records:
     """Reads and idempotent writes of the projection."""
 
-    def __init__(self, store: LedgerStore) -> None:
+    def __init__(self, store: LedgerStore, restore_consent: ConsentRestorer | None = None) -> None:
         self.store = store
+        self._restore = restore_consent or _as_logged
 
     @classmethod
-    def open(cls, store: LedgerStore) -> Records:
+    def open(cls, store: LedgerStore, restore_consent: ConsentRestorer | None = None) -> Records:
+        """``restore_consent`` turns a consent as logged back into the full consent (it puts
+        back what the leaf holds only a commitment to), or None to leave it unprojected."""
         store.create_schema(extra_tables=[_CONSENT, _ACCESS])
-        return cls(store)
+        return cls(store, restore_consent)
 
     def project(self, leaf_index: int, kind: str, data: dict[str, Any]) -> None:
         """Apply one leaf to the projection (a no-op for kinds it does not hold, or repeats).
@@ -84,8 +93,13 @@ class Records:
         projection makes of it, and one odd leaf must not stop the service from starting.
         """
         try:
+            if kind in CONSENT_KINDS:
+                restored = self._restore(data["consent"])
+                if restored is None:
+                    return
+                data = {**data, "consent": restored}
             row, table = _row(leaf_index, kind, data)
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             log.warning("leaf %d (%s) has no projectable shape: %s", leaf_index, kind, exc)
             return
         if table is None:

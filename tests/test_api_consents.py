@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from consent_api.app import create_app
 from consent_api.auth import Role
@@ -198,3 +199,32 @@ def test_a_logged_change_missing_from_the_projection_is_recovered(tmp_path: Path
     with TestClient(create_app(settings)) as client:
         found = client.get("/v1/consents/c-logged-only", headers=resident(client, subject))
         assert found.status_code == 200
+
+
+def test_a_guardian_consent_logs_a_commitment_not_the_childs_birthday(tmp_path: Path) -> None:
+    settings = api_settings(tmp_path)
+    today = datetime.now(UTC).date()
+    born = date(today.year - 5, 3, 9)
+    with TestClient(create_app(settings)) as client:
+        parent = register_resident(client, "NAT-PARENT", birth_date=date(1985, 1, 1))
+        child = register_resident(client, "NAT-KID", birth_date=born, guardians=(parent,))
+        answer = client.post(
+            "/v1/consents", json={**RULES, "subject": child}, headers=resident(client, parent)
+        ).json()
+        fourteenth = date(born.year + 14, 3, 9)
+        assert answer["consent"]["guardian_authority_ends"] == fourteenth.isoformat()
+        logged = leaves(client)[answer["leaf_index"]]["data"]["consent"]
+        assert set(logged["guardian_authority_ends"]) == {"sha256"}
+        assert fourteenth.isoformat() not in str(leaves(client))
+        assert born.isoformat() not in str(leaves(client))
+        logged_at = answer["leaf_index"]
+    # Rebuilt from the log alone (after a crash), the projection gets the date back.
+    ledger = Ledger.open(settings.ledger)
+    ledger.store.set_meta("projection:complete-to", str(logged_at))
+    with ledger.store.write() as conn:
+        conn.execute(text("DELETE FROM consent_record"))
+    ledger.close()
+    with TestClient(create_app(settings)) as client:
+        consent_id = answer["consent"]["consent_id"]
+        versions = client.get(f"/v1/consents/{consent_id}", headers=resident(client, parent))
+        assert versions.json()[0]["consent"]["guardian_authority_ends"] == fourteenth.isoformat()
