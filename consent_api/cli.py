@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ledger import cli as ledger_cli
+from ledger.settings import LedgerSettings
 
 from . import auth
 
@@ -49,8 +50,37 @@ def register_serve(sub: Any, common: argparse.ArgumentParser) -> None:
     serve.set_defaults(handler=cmd_serve)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import demo  # the app and its routes: loaded for this command only
+
+    overrides = {
+        name: getattr(args, name)
+        for name in ("data_dir", "database_url", "origin")
+        if getattr(args, name, None) is not None
+    }
+    ledger = LedgerSettings(**overrides)
+    # Each run is a new day on a new platform, so that running the demo again never collides.
+    ledger = ledger.model_copy(update={"data_dir": demo.next_day_dir(ledger.data_dir)})
+    return demo.run_day(demo.demo_settings(ledger), residents=args.residents, seed=args.seed)
+
+
+def register_demo(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Make ``demo`` play a day through the service (the log's own demo only appends events)."""
+    command = sub.choices["demo"]
+    command.description = (
+        "play one day on a regional health platform through the consent service, on the "
+        "embedded defaults, in a new directory DATA_DIR/demo/day-NNN, and print what happened"
+    )
+    for action in command._actions:
+        if action.dest == "events":
+            action.help = argparse.SUPPRESS  # the log-only demo's option; the day ignores it
+    command.add_argument("--residents", type=int, default=300, help="residents on the platform")
+    command.add_argument("--seed", type=int, default=7, help="the same seed plays the same day")
+    command.set_defaults(handler=cmd_demo)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return ledger_cli.main(argv, extensions=[register_serve, auth.register_cli])
+    return ledger_cli.main(argv, extensions=[register_serve, auth.register_cli, register_demo])
 
 
 if __name__ == "__main__":
