@@ -41,6 +41,7 @@ demo: setup
 	$(VENV)/bin/consent-ledger demo
 
 bench: setup pg
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(PY) -m pytest bench -q -p no:cacheprovider --benchmark-enable -m 'not slow or slow'
 
 clean:

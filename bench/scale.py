@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import anchor_scale, log_scale
+from . import anchor_scale, api_scale, log_scale
 from .common import table
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -35,6 +35,11 @@ def runs(quick: bool) -> dict[str, Callable[[], list[dict[str, Any]]]]:
         "anchor": lambda: anchor_scale.compare(
             [1_000, 10_000] if quick else [1_000, 10_000, 100_000],
             [100, 1_000] if quick else [1_000, 10_000],
+        ),
+        "api": lambda: api_scale.compare(
+            seconds=3 if quick else 20,
+            sqlite_connections=[8] if quick else [2, 4, 16, 64],
+            postgresql_workers=[2] if quick else [1, 2, 3],
         ),
     }
 

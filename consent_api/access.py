@@ -1,15 +1,17 @@
 """Access decisions, grant redemption and break-glass: the service behind the access routes.
 
-Every decision is logged, denials included, as ``access.decided`` (through the group committer,
-durable when ``append`` returns) and then projected; a grant is issued only once its decision
-is in the log. The logged ``decision``, ``reason`` and ``relied_on`` are what ``decide`` says
-about the request at ``at`` given the subject's logged consents, so an auditor replaying the
-leaf reaches them again, except that a break-glass request the consents do not permit is
-logged with ``decision: "permit"`` and ``breakglass: true`` (``reason`` and ``relied_on`` still
-say what the consents said).
+Every decision is logged, denials included, as ``access.decided`` through the group committer,
+durable when ``append`` returns; its projection row, and for a permit its grant, are written in
+the same transaction, so a grant exists exactly when its decision is in the log. The logged
+``decision``, ``reason`` and ``relied_on`` are what ``decide`` says about the request at ``at``
+given the subject's logged consents, so an auditor replaying the leaf reaches them again,
+except that a break-glass request the consents do not permit is logged with ``decision:
+"permit"`` and ``breakglass: true`` (``reason`` and ``relied_on`` still say what the consents
+said).
 
 A redemption is logged as ``access.released``; every refusal of one as ``access.refused`` with
-its ``refusal`` code, before the problem response goes out. Neither event holds the token.
+its ``refusal`` code, before the problem response goes out; the grant's outcome is settled in
+the same transaction. Neither event holds the token.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-from ledger.batcher import GroupCommitter
+from sqlalchemy import Executable
+
+from ledger.batcher import EventRows, GroupCommitter
 from ledger.store import LedgerStore
 
 from .domain.consent import Consent
@@ -62,8 +66,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def get_clock() -> Clock:
-    """The service's clock, a dependency so that tests can move time."""
+async def get_clock() -> Clock:
+    """The service's clock, a dependency so that tests can move time (a coroutine, so that
+    FastAPI does not send it to its thread pool)."""
     return utc_now
 
 
@@ -148,11 +153,18 @@ class AccessService:
             justify_within=timedelta(seconds=settings.breakglass_justify_within),
         )
 
-    def log(self, kind: str, event: Event) -> int:
-        """Append (durable on return), then project."""
-        leaf_index = self.committer.append(kind, event)
-        self.records.project(leaf_index, kind, event)
-        return leaf_index
+    def log(self, kind: str, event: Event, also: EventRows | None = None) -> int:
+        """Append with its projection, and ``also`` those rows, in one transaction (durable on
+        return)."""
+        projection = self.records.rows_of(kind, event)
+
+        def rows(leaf_index: int) -> list[tuple[Executable, dict[str, Any]]]:
+            written = [] if projection is None else list(projection(leaf_index))
+            if also is not None:
+                written += also(leaf_index)
+            return written
+
+        return self.committer.append(kind, event, rows=rows)
 
     # -- decisions -----------------------------------------------------------------------------
 
@@ -179,7 +191,9 @@ class AccessService:
         known = self.institutions.get(holder)
         if known is None or not known.active:
             raise UnprocessableError(f"the holder {holder} is not an active institution")
-        self.vault.ensure_registered(subject)
+        with self.records.store.read() as conn:  # one snapshot, one transaction for both
+            self.vault.ensure_registered(subject, conn)
+            history = self.records.consent_history(subject, conn)
         request = AccessRequest(
             requester=requester,
             requester_type=requester_type,
@@ -189,7 +203,6 @@ class AccessService:
             purpose=purpose,
             at=now,
         )
-        history = self.records.consent_history(subject)
         decision = decide(request, [consent for _, consent in history])
         breakglass = emergency and decision.decision == "deny"
         permitted = decision.decision == "permit" or breakglass
@@ -206,14 +219,13 @@ class AccessService:
         if breakglass:
             event["justify_by"] = instant(now + self.justify_within)
         expires_at = now + self.grant_ttl
-        if permitted:
-            event["grant_expires_at"] = instant(expires_at)
-        leaf_index = self.log("access.decided", event)
         if not permitted:
-            return Decided(leaf_index, event, None)
+            return Decided(self.log("access.decided", event), event, None)
+        event["grant_expires_at"] = instant(expires_at)
         token = new_grant_token()
-        self.grants.issue(
-            Grant(
+
+        def grant(leaf_index: int) -> list[tuple[Executable, dict[str, Any]]]:
+            issued = Grant(
                 request_id=request_id,
                 token_hash=token_hash(token),
                 requester=requester,
@@ -227,8 +239,9 @@ class AccessService:
                 issued_at=now.timestamp(),
                 expires_at=expires_at.timestamp(),
             )
-        )
-        return Decided(leaf_index, event, token)
+            return [self.grants.issue_row(issued)]
+
+        return Decided(self.log("access.decided", event, also=grant), event, token)
 
     # -- redemption ----------------------------------------------------------------------------
 
@@ -300,19 +313,24 @@ class AccessService:
                 event.update(reason=decision.reason.value, relied_on=relied)
                 self._refuse(withdrawn, event, now, settle=grant.request_id)
         event.update(relied_on=relied, at=instant(now))
-        leaf_index = self.log("access.released", event)
-        self.grants.settle(grant.request_id, "released", leaf_index)
+        leaf_index = self.log(
+            "access.released", event, also=_settling(grant.request_id, "released")
+        )
         return Logged(leaf_index, event)
 
     def _refuse(
         self, error: GrantRefusedError, event: Event, now: datetime, *, settle: str | None = None
     ) -> NoReturn:
         logged = {**event, "at": instant(now), "refusal": error.refusal}
-        leaf_index = self.log("access.refused", logged)
-        if settle is not None:
-            self.grants.settle(settle, "refused", leaf_index)
+        also = None if settle is None else _settling(settle, "refused")
+        leaf_index = self.log("access.refused", logged, also=also)
         error.extensions.update(leaf_index=leaf_index, request_id=event["request_id"] or None)
         raise error
+
+
+def _settling(request_id: str, outcome: str) -> EventRows:
+    """The grant's outcome, settled in the transaction that logs it."""
+    return lambda leaf_index: [GrantStore.settle_row(request_id, outcome, leaf_index)]
 
 
 def relied_on(

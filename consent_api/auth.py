@@ -13,15 +13,24 @@ Two kinds of token, both JWTs signed with EdDSA (Ed25519), both with ``aud`` = t
 
 The issuer selects the key, and the key always comes from the platform's own key file or the
 institution registry, never from the token.
+
+A client sends the same token with every request until it expires, so a token that verified is
+remembered (by its SHA-256, up to ``VERIFIED_TOKENS`` of them) and not verified again: its
+bytes, hence its signature and claims, cannot have changed. What can change is checked on every
+use all the same: its expiry against the clock, and for an institution that it is still
+registered, active, and under the key the token verified with (``InstitutionRegistry.get``, so
+a deactivation counts at once in this process and within a second in other workers).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Final
@@ -39,6 +48,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from ledger.errors import KeyFileError
 from ledger.settings import LedgerSettings
@@ -46,7 +56,7 @@ from ledger.settings import LedgerSettings
 from .domain.vocab import InstitutionType
 from .errors import PROBLEM_JSON, ForbiddenError, InvalidTokenError, UnauthorizedError
 from .identity import is_subject
-from .institutions import INSTITUTION_ID_PATTERN, InstitutionRegistry, thumbprint
+from .institutions import INSTITUTION_ID_PATTERN, Institution, InstitutionRegistry, thumbprint
 from .keyfiles import load_or_create_secret
 from .settings import DEFAULT_AUDIENCE, ApiSettings
 
@@ -57,6 +67,8 @@ CLOCK_SKEW: Final = 30
 INSTITUTION_TOKEN_MAX_TTL: Final = 300
 """An institution's token may expire at most this many seconds ahead."""
 MAX_TOKEN_CHARS: Final = 4096
+VERIFIED_TOKENS: Final = 4096
+"""How many verified tokens an Authenticator remembers (the oldest is forgotten first)."""
 STAFF_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
 """The ``sub`` of a regulator or admin token."""
 
@@ -83,6 +95,16 @@ class Principal:
     role: Role
     id: str
     institution_type: InstitutionType | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """What a token that verified established, and what must be checked again on each use."""
+
+    principal: Principal
+    expires_at: int
+    key_thumbprint: str | None
+    """For an institution's token, the key it verified with; None for platform tokens."""
 
 
 # -- platform tokens -------------------------------------------------------------------------
@@ -234,10 +256,56 @@ class Authenticator:
         self.leeway = leeway
         self._platform_public = platform.public_key
         self._platform_kid = platform.key_id
+        self._verified: dict[bytes, _Verified] = {}
+        self._verified_lock = threading.Lock()
+
+    def remembered(self, token: str) -> Principal | None:
+        """The caller, if ``token`` verified before and still holds, found without any I/O
+        (None: ask ``authenticate``)."""
+        if len(token) > MAX_TOKEN_CHARS:
+            return None
+        remembered = self._verified.get(hashlib.sha256(token.encode()).digest())
+        if remembered is None:
+            return None
+        return self._still_valid(remembered, self.institutions.cached)
 
     def authenticate(self, token: str) -> Principal:
         if len(token) > MAX_TOKEN_CHARS:
             raise InvalidTokenError(f"the token is longer than {MAX_TOKEN_CHARS} characters")
+        digest = hashlib.sha256(token.encode()).digest()
+        remembered = self._verified.get(digest)
+        if remembered is not None:
+            principal = self._still_valid(remembered, self.institutions.get)
+            if principal is not None:
+                return principal
+            with self._verified_lock:
+                self._verified.pop(digest, None)
+        # Not seen, or no longer valid: verify in full, which says why a token is refused.
+        verified = self._verify_token(token)
+        with self._verified_lock:
+            if len(self._verified) >= VERIFIED_TOKENS:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[digest] = verified
+        return verified.principal
+
+    def _still_valid(
+        self, verified: _Verified, institution_of: Callable[[str], Institution | None]
+    ) -> Principal | None:
+        """The principal of a token verified before, if it still holds now (PyJWT's rules)."""
+        if verified.expires_at <= time.time() - self.leeway:
+            return None
+        if verified.key_thumbprint is None:
+            return verified.principal
+        institution = institution_of(verified.principal.id)
+        if (
+            institution is None
+            or not institution.active
+            or institution.key_thumbprint != verified.key_thumbprint
+        ):
+            return None
+        return Principal(Role.INSTITUTION, institution.id, institution.type)
+
+    def _verify_token(self, token: str) -> _Verified:
         try:
             header = jwt.get_unverified_header(token)
             # Read unverified only to pick the key; every claim is checked once it verifies.
@@ -253,7 +321,7 @@ class Authenticator:
             return self._platform_principal(token, header)
         return self._institution_principal(token, header, issuer)
 
-    def _platform_principal(self, token: str, header: dict[str, Any]) -> Principal:
+    def _platform_principal(self, token: str, header: dict[str, Any]) -> _Verified:
         if header.get("kid", self._platform_kid) != self._platform_kid:
             raise InvalidTokenError("the token names a platform key this service does not hold")
         claims = self._verify(token, self._platform_public, self.platform.issuer, _PLATFORM_CLAIMS)
@@ -264,9 +332,9 @@ class Authenticator:
             _check_platform_subject(role, claims["sub"])
         except (ValueError, TypeError) as exc:
             raise InvalidTokenError(f"the token's role or subject is not valid: {exc}") from exc
-        return Principal(role, claims["sub"])
+        return _Verified(Principal(role, claims["sub"]), _int_claim(claims, "exp"), None)
 
-    def _institution_principal(self, token: str, header: dict[str, Any], issuer: str) -> Principal:
+    def _institution_principal(self, token: str, header: dict[str, Any], issuer: str) -> _Verified:
         if header.get("kid") != issuer:
             raise InvalidTokenError('an institution token needs "kid" = "iss" = its institution id')
         institution = (
@@ -280,14 +348,16 @@ class Authenticator:
         if claims.get("role", Role.INSTITUTION.value) != Role.INSTITUTION.value:
             raise InvalidTokenError("an institution cannot claim another role")
         horizon = time.time() + INSTITUTION_TOKEN_MAX_TTL + self.leeway
-        if _int_claim(claims, "exp") > horizon:
+        expires_at = _int_claim(claims, "exp")
+        if expires_at > horizon:
             raise InvalidTokenError(
                 f"an institution token may expire at most {INSTITUTION_TOKEN_MAX_TTL} s ahead"
             )
         # Checked after the signature, so only the institution learns it was deactivated.
         if not institution.active:
             raise InvalidTokenError(f"institution {issuer} is deactivated")
-        return Principal(Role.INSTITUTION, issuer, institution.type)
+        principal = Principal(Role.INSTITUTION, issuer, institution.type)
+        return _Verified(principal, expires_at, institution.key_thumbprint)
 
     def _verify(
         self, token: str, key: Ed25519PublicKey, issuer: str, required: list[str]
@@ -347,28 +417,39 @@ AUTH_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 """OpenAPI ``responses`` for routes behind ``require_roles``."""
 
 
-def get_authenticator(request: Request) -> Authenticator:
+# Dependencies that neither block nor compute much are coroutines: FastAPI runs a plain
+# function dependency in its thread pool, a hop that costs more than the work itself.
+
+
+async def get_authenticator(request: Request) -> Authenticator:
     authenticator: Authenticator = request.app.state.authenticator
     return authenticator
 
 
-def current_principal(
+async def current_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     authenticator: Annotated[Authenticator, Depends(get_authenticator)],
 ) -> Principal:
-    """The authenticated caller; 401 (with ``WWW-Authenticate: Bearer``) otherwise."""
+    """The authenticated caller; 401 (with ``WWW-Authenticate: Bearer``) otherwise.
+
+    A token seen before is accepted again on the event loop; any other is verified in the
+    thread pool, since that may read the institution registry.
+    """
     if credentials is None:
         raise UnauthorizedError("send a token as: Authorization: Bearer <JWT>")
-    return authenticator.authenticate(credentials.credentials)
+    principal = authenticator.remembered(credentials.credentials)
+    if principal is not None:
+        return principal
+    return await run_in_threadpool(authenticator.authenticate, credentials.credentials)
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that passes the caller on if their role is one of ``roles``; 403 otherwise."""
     allowed = frozenset(roles)
     if not allowed:
         raise ValueError("name at least one role")
 
-    def check_role(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check_role(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in allowed:
             raise ForbiddenError(f"this needs the role {_names(allowed)}, not {principal.role}")
         return principal

@@ -20,7 +20,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, Boolean, Column, Double, LargeBinary, Row, Text, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Executable,
+    LargeBinary,
+    Row,
+    Text,
+    bindparam,
+    select,
+)
 from sqlmodel import Field, SQLModel
 
 from ledger.store import LedgerStore
@@ -116,6 +127,12 @@ class GrantRow(SQLModel, table=True):
 
 
 _GRANT = GrantRow.__table__  # type: ignore[attr-defined]
+# Constant statements, so that the group committer writes a batch's grants in one executemany.
+_ISSUE = _GRANT.insert()
+# SET takes the parameters named as columns (outcome, outcome_leaf_index).
+_SETTLE = _GRANT.update().where(
+    _GRANT.c.request_id == bindparam("settled_request_id"), _GRANT.c.outcome.is_(None)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,22 +197,25 @@ class GrantStore:
 
     def issue(self, grant: Grant) -> None:
         with self._store.write() as conn:
-            conn.execute(
-                _GRANT.insert().values(
-                    request_id=grant.request_id,
-                    token_hash=grant.token_hash,
-                    requester=grant.requester,
-                    requester_type=grant.requester_type.value,
-                    holder=grant.holder,
-                    subject=grant.subject,
-                    categories=json.dumps(sorted(grant.categories)),
-                    purpose=grant.purpose.value,
-                    breakglass=grant.breakglass,
-                    decision_leaf_index=grant.decision_leaf_index,
-                    issued_at=grant.issued_at,
-                    expires_at=grant.expires_at,
-                )
-            )
+            conn.execute(*self.issue_row(grant))
+
+    @staticmethod
+    def issue_row(grant: Grant) -> tuple[Executable, dict[str, Any]]:
+        """The insert that issues ``grant``, to run in the transaction logging its decision."""
+        return _ISSUE, {
+            "request_id": grant.request_id,
+            "token_hash": grant.token_hash,
+            "requester": grant.requester,
+            "requester_type": grant.requester_type.value,
+            "holder": grant.holder,
+            "subject": grant.subject,
+            "categories": json.dumps(sorted(grant.categories)),
+            "purpose": grant.purpose.value,
+            "breakglass": grant.breakglass,
+            "decision_leaf_index": grant.decision_leaf_index,
+            "issued_at": grant.issued_at,
+            "expires_at": grant.expires_at,
+        }
 
     def get(self, hashed: bytes) -> Grant | None:
         with self._store.read() as conn:
@@ -224,8 +244,15 @@ class GrantStore:
     def settle(self, request_id: str, outcome: str, leaf_index: int) -> None:
         """Record how a claimed grant ended (released or refused) and the leaf saying so."""
         with self._store.write() as conn:
-            conn.execute(
-                _GRANT.update()
-                .where(_GRANT.c.request_id == request_id, _GRANT.c.outcome.is_(None))
-                .values(outcome=outcome, outcome_leaf_index=leaf_index)
-            )
+            conn.execute(*self.settle_row(request_id, outcome, leaf_index))
+
+    @staticmethod
+    def settle_row(
+        request_id: str, outcome: str, leaf_index: int
+    ) -> tuple[Executable, dict[str, Any]]:
+        """The update that settles a grant, to run in the transaction logging its outcome."""
+        return _SETTLE, {
+            "settled_request_id": request_id,
+            "outcome": outcome,
+            "outcome_leaf_index": leaf_index,
+        }

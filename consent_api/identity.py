@@ -38,6 +38,7 @@ from sqlalchemy import (
     Engine,
     LargeBinary,
     Text,
+    bindparam,
     delete,
     select,
 )
@@ -170,6 +171,8 @@ class ResidentErasureRow(SQLModel, table=True):
 _KEY = ResidentKeyRow.__table__  # type: ignore[attr-defined]
 _RECORD = ResidentRecordRow.__table__  # type: ignore[attr-defined]
 _ERASURE = ResidentErasureRow.__table__  # type: ignore[attr-defined]
+# Built once: every access decision asks it, and building a statement costs more than running it.
+_HAS_KEY = select(_KEY.c.subject).where(_KEY.c.subject == bindparam("key_subject"))
 
 
 class ResidentVault:
@@ -239,14 +242,22 @@ class ResidentVault:
         except (ErasedError, UnknownSubjectError):
             return None
 
-    def ensure_registered(self, subject: str) -> None:
-        """Raise UnknownSubjectError or ErasedError unless ``subject`` has a readable record."""
+    def ensure_registered(self, subject: str, conn: Connection | None = None) -> None:
+        """Raise UnknownSubjectError or ErasedError unless ``subject`` has a readable record
+        (read in ``conn``'s transaction if given, so a caller can read more in the same one)."""
         _check_subject(subject)
-        with self._store.read() as conn:
-            if _has_key(conn, subject):
-                return
-            if _erased_at(conn, subject) is not None:
-                raise ErasedError(f"resident {subject} was erased", subject=subject)
+        if conn is None:
+            with self._store.read() as own:
+                self._ensure_registered(own, subject)
+        else:
+            self._ensure_registered(conn, subject)
+
+    @staticmethod
+    def _ensure_registered(conn: Connection, subject: str) -> None:
+        if _has_key(conn, subject):
+            return
+        if _erased_at(conn, subject) is not None:
+            raise ErasedError(f"resident {subject} was erased", subject=subject)
         raise UnknownSubjectError(f"no resident has the subject id {subject}")
 
     def erase(self, subject: str, *, now: float | None = None) -> tuple[Erasure, bool]:
@@ -305,7 +316,7 @@ def _check_subject(subject: str) -> None:
 
 
 def _has_key(conn: Connection, subject: str) -> bool:
-    return conn.execute(select(_KEY.c.subject).where(_KEY.c.subject == subject)).first() is not None
+    return conn.execute(_HAS_KEY, {"key_subject": subject}).first() is not None
 
 
 def _erased_at(conn: Connection, subject: str) -> float | None:

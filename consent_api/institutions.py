@@ -3,6 +3,10 @@
 An admin registers an institution with its public key (a JWK or PEM); the institution keeps the
 private key. Deactivating an institution refuses its tokens from then on; rows are never deleted,
 so what an institution did stays attributable.
+
+Every request looks its institution up (its key, whether it is active), so a registry remembers
+what it read for ``CACHE_SECONDS``. Its own writes forget the entry at once; a change made by
+another worker process is seen within ``CACHE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import base64
 import hashlib
 import json
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +41,8 @@ INSTITUTION_ID_PATTERN: Final = r"^[A-Za-z0-9\-.]{1,64}$"
 """The FHIR ``id`` syntax: an institution id can name an Organization resource as it is."""
 
 _B64URL_32: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")
+CACHE_SECONDS: Final = 1.0
+"""How long a registry trusts an institution it read (another worker may deactivate it)."""
 
 
 def _b64url(data: bytes) -> str:
@@ -108,6 +115,7 @@ class InstitutionRow(SQLModel, table=True):
 
 
 _INSTITUTION = InstitutionRow.__table__  # type: ignore[attr-defined]
+_CACHED_AT_MOST = 10_000  # only institutions that exist are remembered; bounded all the same
 
 
 def _institution(row: Row[Any]) -> Institution:
@@ -128,8 +136,12 @@ def _institution(row: Row[Any]) -> Institution:
 class InstitutionRegistry:
     """Reads and writes the ``institution`` table of the ledger's database."""
 
-    def __init__(self, store: LedgerStore) -> None:
+    def __init__(self, store: LedgerStore, *, cache_seconds: float = CACHE_SECONDS) -> None:
         self._store = store
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Institution]] = {}
+        self._writes = 0  # a read that overlapped one of our writes is not remembered
+        self._lock = threading.Lock()
 
     @classmethod
     def open(cls, store: LedgerStore) -> InstitutionRegistry:
@@ -137,11 +149,36 @@ class InstitutionRegistry:
         return cls(store)
 
     def get(self, institution_id: str) -> Institution | None:
+        """The institution as read at most ``cache_seconds`` ago (unknown ones: read now)."""
+        cached = self.cached(institution_id)
+        if cached is not None:
+            return cached
+        now = time.monotonic()
+        writes = self._writes
         with self._store.read() as conn:
             row = conn.execute(
                 select(_INSTITUTION).where(_INSTITUTION.c.id == institution_id)
             ).first()
-        return None if row is None else _institution(row)
+        if row is None:
+            self._cache.pop(institution_id, None)
+            return None
+        institution = _institution(row)
+        with self._lock:
+            if len(self._cache) >= _CACHED_AT_MOST:
+                self._cache.clear()
+            if writes == self._writes:
+                self._cache[institution_id] = (now + self._cache_seconds, institution)
+        return institution
+
+    def cached(self, institution_id: str) -> Institution | None:
+        """The institution if it was read less than ``cache_seconds`` ago; never reads."""
+        cached = self._cache.get(institution_id)
+        return cached[1] if cached is not None and time.monotonic() < cached[0] else None
+
+    def _forget(self, institution_id: str) -> None:
+        with self._lock:
+            self._writes += 1
+            self._cache.pop(institution_id, None)
 
     def all(self) -> list[Institution]:
         with self._store.read() as conn:
@@ -184,6 +221,7 @@ class InstitutionRegistry:
                 )
         except sa_exc.IntegrityError as exc:  # a concurrent registration won the race
             raise ConflictError(f"institution {institution_id} or its key is registered") from exc
+        self._forget(institution_id)
         registered = self.get(institution_id)
         assert registered is not None
         return registered
@@ -198,6 +236,7 @@ class InstitutionRegistry:
         """Undo a registration whose ``institution.registered`` event could not be logged."""
         with self._store.write() as conn:
             conn.execute(_INSTITUTION.delete().where(_INSTITUTION.c.id == institution_id))
+        self._forget(institution_id)
 
     def deactivate(self, institution_id: str, *, now: float | None = None) -> Institution:
         """Refuse the institution's tokens from now on; ConflictError if it already is."""
@@ -214,6 +253,7 @@ class InstitutionRegistry:
                 .where(_INSTITUTION.c.id == institution_id)
                 .values(active=False, deactivated_at=time.time() if now is None else now)
             )
+        self._forget(institution_id)
         deactivated = self.get(institution_id)
         assert deactivated is not None
         return deactivated

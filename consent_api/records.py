@@ -3,7 +3,9 @@
 The log is the source of truth. Every change is appended first (durable), then projected into
 these tables for queries; a projection row is keyed by its leaf index and written with
 ``ON CONFLICT DO NOTHING``, so replaying leaves (after a crash between the append and the
-projection) is harmless. ``catch_up`` replays from the last mark at start-up.
+projection) is harmless. ``catch_up`` replays from the last mark at start-up. A service that
+appends through the group committer hands it the projection rows instead (``rows_of``), and
+they commit in the same transaction as their leaf.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Text, select
+from sqlalchemy import BigInteger, Column, Connection, Text, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
 
+from ledger.batcher import EventRows
 from ledger.events import decode_leaf
 from ledger.log import Ledger
 from ledger.store import LedgerStore
@@ -69,6 +72,12 @@ class AccessRecord(SQLModel, table=True):
 
 _CONSENT = ConsentRecord.__table__  # type: ignore[attr-defined]
 _ACCESS = AccessRecord.__table__  # type: ignore[attr-defined]
+# Built once: every access decision reads it, and building a statement costs more than running it.
+_HISTORY = (
+    select(_CONSENT.c.leaf_index, _CONSENT.c.body)
+    .where(_CONSENT.c.subject == bindparam("history_subject"))
+    .order_by(_CONSENT.c.leaf_index)
+)
 
 
 class Records:
@@ -77,6 +86,12 @@ class Records:
     def __init__(self, store: LedgerStore, restore_consent: ConsentRestorer | None = None) -> None:
         self.store = store
         self._restore = restore_consent or _as_logged
+        insert = postgresql_insert if store.engine.dialect.name == "postgresql" else sqlite_insert
+        # One statement object per table: the group committer writes a batch's rows of one
+        # statement with a single executemany.
+        self._inserts = {
+            table.name: insert(table).on_conflict_do_nothing() for table in (_CONSENT, _ACCESS)
+        }
 
     @classmethod
     def open(cls, store: LedgerStore, restore_consent: ConsentRestorer | None = None) -> Records:
@@ -92,21 +107,35 @@ class Records:
         an older event shape) is skipped with a warning: the log holds it whatever the
         projection makes of it, and one odd leaf must not stop the service from starting.
         """
+        rows = self.rows_of(kind, data, leaf_index)
+        if rows is None:
+            return
+        with self.store.write() as conn:
+            for statement, parameters in rows(leaf_index):
+                conn.execute(statement, parameters)
+
+    def rows_of(
+        self, kind: str, data: dict[str, Any], leaf_index: int | None = None
+    ) -> EventRows | None:
+        """The projection of an event as rows to write given its leaf index (None: it has none).
+
+        ``leaf_index``, when already known, only names the leaf in the warning about an odd one.
+        """
         try:
             if kind in CONSENT_KINDS:
                 restored = self._restore(data["consent"])
                 if restored is None:
-                    return
+                    return None
                 data = {**data, "consent": restored}
-            row, table = _row(leaf_index, kind, data)
+            row, table = _row(kind, data)
         except (KeyError, TypeError, ValueError) as exc:
-            log.warning("leaf %d (%s) has no projectable shape: %s", leaf_index, kind, exc)
-            return
+            where = "an event" if leaf_index is None else f"leaf {leaf_index}"
+            log.warning("%s (%s) has no projectable shape: %s", where, kind, exc)
+            return None
         if table is None:
-            return
-        with self.store.write() as conn:
-            insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            conn.execute(insert(table).values(**row).on_conflict_do_nothing())
+            return None
+        statement = self._inserts[table.name]
+        return lambda index: [(statement, {**row, "leaf_index": index})]
 
     def catch_up(self, ledger: Ledger, *, batch: int = 5000) -> int:
         """Project every leaf after the last mark; return how many leaves were read."""
@@ -125,10 +154,16 @@ class Records:
 
     # -- consents ------------------------------------------------------------------------------
 
-    def consent_history(self, subject: str) -> list[tuple[int, Consent]]:
-        """Every logged version of every consent of ``subject``, in log order."""
-        query = select(_CONSENT.c.leaf_index, _CONSENT.c.body).where(_CONSENT.c.subject == subject)
-        return self._consents(query.order_by(_CONSENT.c.leaf_index))
+    def consent_history(
+        self, subject: str, conn: Connection | None = None
+    ) -> list[tuple[int, Consent]]:
+        """Every logged version of every consent of ``subject``, in log order (read in
+        ``conn``'s transaction if given)."""
+        if conn is None:
+            with self.store.read() as own:
+                return self.consent_history(subject, own)
+        rows = conn.execute(_HISTORY, {"history_subject": subject}).all()
+        return [(int(leaf), Consent.model_validate_json(body)) for leaf, body in rows]
 
     def consent_versions(self, consent_id: str) -> list[tuple[int, Consent]]:
         query = select(_CONSENT.c.leaf_index, _CONSENT.c.body).where(
@@ -176,12 +211,11 @@ def latest_versions(history: Iterable[tuple[int, Consent]]) -> dict[str, tuple[i
     return latest
 
 
-def _row(leaf_index: int, kind: str, data: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """The projection row of one leaf, and its table (None for kinds not projected)."""
+def _row(kind: str, data: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The projection row of one event but its leaf index, and its table (None: not projected)."""
     if kind in CONSENT_KINDS:
         consent = data["consent"]
         return {
-            "leaf_index": leaf_index,
             "consent_id": consent["consent_id"],
             "subject": consent["subject"],
             "kind": kind,
@@ -190,7 +224,6 @@ def _row(leaf_index: int, kind: str, data: dict[str, Any]) -> tuple[dict[str, An
         }, _CONSENT
     if kind in ACCESS_KINDS:
         return {
-            "leaf_index": leaf_index,
             "kind": kind,
             "subject": data["subject"],
             "requester": data.get("requester", ""),

@@ -4,6 +4,12 @@ A service that logs every access decision cannot afford one transaction per requ
 hand their encoded event to the batcher and wait; a single writer thread takes whatever is
 waiting (up to ``max_batch``), appends it in one transaction and answers each caller with its
 leaf index. An answer still comes only after the commit, so an acknowledged event is durable.
+
+An event may bring rows of its own (a projection of it, a record that exists only if it is
+logged): they are written in the batch's transaction, knowing the event's leaf index, so they
+commit with their leaf or not at all, and cost no transaction of their own. Should a batch fail
+and some of its events bring rows, each event is retried alone, so that a row that cannot be
+written fails its own event, not the whole batch.
 """
 
 from __future__ import annotations
@@ -11,12 +17,19 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
+
+from sqlalchemy import Connection, Executable
 
 from .errors import LedgerError
 from .events import EncodedEvent
 from .log import Ledger
+from .store import WithinAppend
+
+EventRows = Callable[[int], Iterable[tuple[Executable, dict[str, Any]]]]
+"""Given an event's leaf index, the rows to write with it: (statement, parameters) pairs."""
 
 
 class BatcherClosedError(LedgerError):
@@ -30,27 +43,37 @@ class GroupCommitter:
         self.ledger = ledger
         self.max_batch = max_batch
         self.linger = linger
-        self._queue: queue.Queue[tuple[EncodedEvent, Future[int]] | None] = queue.Queue()
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._closed = threading.Event()
         self._gate = threading.Lock()  # no submission can slip in behind the stop marker
         self._thread = threading.Thread(target=self._run, name="ledger-group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, event: EncodedEvent) -> Future[int]:
-        """Queue an event; the future resolves to its leaf index once it is committed."""
+    def submit(self, event: EncodedEvent, rows: EventRows | None = None) -> Future[int]:
+        """Queue an event (and ``rows`` to write with it); the future resolves to its leaf index
+        once it is committed."""
         future: Future[int] = Future()
         with self._gate:
             if self._closed.is_set():
                 future.set_exception(BatcherClosedError("the log is shutting down"))
             else:
-                self._queue.put((event, future))
+                self._queue.put((event, rows, future))
         return future
 
-    def append(self, kind: str, data: dict[str, Any], timeout: float | None = 30.0) -> int:
-        return self.submit(self.ledger.encode(kind, data)).result(timeout)
+    def append(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        timeout: float | None = 30.0,
+        *,
+        rows: EventRows | None = None,
+    ) -> int:
+        return self.submit(self.ledger.encode(kind, data), rows).result(timeout)
 
-    async def append_async(self, kind: str, data: dict[str, Any]) -> int:
-        return await asyncio.wrap_future(self.submit(self.ledger.encode(kind, data)))
+    async def append_async(
+        self, kind: str, data: dict[str, Any], *, rows: EventRows | None = None
+    ) -> int:
+        return await asyncio.wrap_future(self.submit(self.ledger.encode(kind, data), rows))
 
     def close(self) -> None:
         """Commit what is queued, then stop; later submissions fail with BatcherClosedError."""
@@ -85,14 +108,23 @@ class GroupCommitter:
             self._commit(batch)
         self._fail_leftovers()
 
-    def _commit(self, batch: list[tuple[EncodedEvent, Future[int]]]) -> None:
+    def _commit(self, batch: list[_Item]) -> None:
+        events = [event for event, _, _ in batch]
+        rows = [event_rows for _, event_rows, _ in batch]
         try:
-            indices = self.ledger.append_encoded([event for event, _ in batch])
+            if any(event_rows is not None for event_rows in rows):
+                indices = self.ledger.append_encoded(events, within=_row_writer(rows))
+            else:
+                indices = self.ledger.append_encoded(events)
         except BaseException as exc:  # every waiter must hear the outcome, whatever it is
-            for _, future in batch:
+            if isinstance(exc, Exception) and len(batch) > 1 and any(rows):
+                for item in batch:  # the rows of one event may be what failed
+                    self._commit([item])
+                return
+            for _, _, future in batch:
                 future.set_exception(exc)
             return
-        for (_, future), index in zip(batch, indices, strict=True):
+        for (_, _, future), index in zip(batch, indices, strict=True):
             future.set_result(index)
 
     def _fail_leftovers(self) -> None:
@@ -102,4 +134,23 @@ class GroupCommitter:
             except queue.Empty:
                 return
             if item is not None:
-                item[1].set_exception(BatcherClosedError("the log is shutting down"))
+                item[2].set_exception(BatcherClosedError("the log is shutting down"))
+
+
+_Item = tuple[EncodedEvent, EventRows | None, Future[int]]
+
+
+def _row_writer(rows: Sequence[EventRows | None]) -> WithinAppend:
+    """Write each event's rows, one executemany per statement for the whole batch."""
+
+    def write(conn: Connection, indices: range) -> None:
+        grouped: dict[int, tuple[Executable, list[dict[str, Any]]]] = {}
+        for event_rows, leaf_index in zip(rows, indices, strict=True):
+            if event_rows is None:
+                continue
+            for statement, parameters in event_rows(leaf_index):
+                grouped.setdefault(id(statement), (statement, []))[1].append(parameters)
+        for statement, parameter_list in grouped.values():
+            conn.execute(statement, parameter_list)
+
+    return write

@@ -22,7 +22,7 @@ from .errors import ConfigurationError, KeyFileError, TreeSizeError
 from .events import EncodedEvent, encode_event
 from .keys import load_or_create_signer
 from .settings import LedgerSettings
-from .store import LedgerStore, StoredCheckpoint, StoredLeaf
+from .store import LedgerStore, StoredCheckpoint, StoredLeaf, WithinAppend
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +95,13 @@ class Ledger:
         ]
         return self.append_encoded(encoded)
 
-    def append_encoded(self, events: Sequence[EncodedEvent]) -> range:
+    def append_encoded(
+        self, events: Sequence[EncodedEvent], *, within: WithinAppend | None = None
+    ) -> range:
+        """Append encoded events; ``within`` writes rows of the caller's in the same transaction."""
         if not events:
             return range(0)
-        first = self.store.append(events, time.time())
+        first = self.store.append(events, time.time(), within)
         return range(first, first + len(events))
 
     # -- reading ------------------------------------------------------------------------------

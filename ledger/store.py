@@ -2,7 +2,9 @@
 
 Appends run in one database transaction that locks the head row (``BEGIN IMMEDIATE`` on SQLite,
 ``SELECT ... FOR UPDATE`` on PostgreSQL), so leaf indices are dense and never reused across
-threads and processes, and an index is returned only after the commit made it durable.
+threads and processes, and an index is returned only after the commit made it durable. A caller
+may write its own rows in that same transaction (``within``), so that they commit with the
+leaves they belong to, or not at all.
 """
 
 from __future__ import annotations
@@ -41,12 +43,25 @@ _HEAD = LogHead.__table__  # type: ignore[attr-defined]
 _CHECKPOINT = CheckpointRow.__table__  # type: ignore[attr-defined]
 _META = LogMeta.__table__  # type: ignore[attr-defined]
 _ANCHOR = AnchorRow.__table__  # type: ignore[attr-defined]
+# The append's statements, built once: building them costs more than running them, per batch.
+_LOCK_HEAD = select(_HEAD.c.tree_size).where(_HEAD.c.id == 1).with_for_update()
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1)  # SET from the parameters' column names
 
 # Keeps each IN list well inside every driver's parameter limits.
 _CHUNK = 200
+# Connections kept open per engine. A service thread that finds none idle opens one and closes it
+# after its transaction: on PostgreSQL that forks a server process each time, so under load the
+# pool must hold as many as run at once (the API's thread pool has 40 threads). PostgreSQL's own
+# limit (100 by default) is shared by all worker processes, so its pools stay smaller.
+_SQLITE_POOL = {"pool_size": 40, "max_overflow": 10}
+_POSTGRESQL_POOL = {"pool_size": 20, "max_overflow": 10}
 _SCHEMA_LOCK = 0x636F6E73656E74  # an arbitrary advisory-lock key for schema creation
 _LEAF_COLUMNS = ("leaf_index", "kind", "leaf_data", "leaf_hash", "appended_at")
 _NODE_COLUMNS = ("level", "node_index", "hash")
+
+
+WithinAppend = Callable[[Connection, range], None]
+"""Writes of the caller's own rows inside an append's transaction, given the new leaf indices."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +93,14 @@ def make_engine(url: str) -> Engine:
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, **_POSTGRESQL_POOL)
     raise ConfigurationError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    engine = create_engine(
+        url, connect_args={"timeout": 60, "check_same_thread": False}, **_SQLITE_POOL
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -185,21 +202,31 @@ class LedgerStore:
 
     # -- sequencing ---------------------------------------------------------------------------
 
-    def append(self, events: Sequence[EncodedEvent], appended_at: float) -> int:
-        """Append events as consecutive leaves; return the first leaf index once committed."""
+    def append(
+        self,
+        events: Sequence[EncodedEvent],
+        appended_at: float,
+        within: WithinAppend | None = None,
+    ) -> int:
+        """Append events as consecutive leaves; return the first leaf index once committed.
+
+        ``within(conn, indices)``, if given, runs in the append's transaction once the leaves
+        have their indices; if it raises, nothing is appended.
+        """
         if not events:
             raise ValueError("nothing to append")
         with self._lock:
             try:
-                return self._append_locked(events, appended_at)
+                return self._append_locked(events, appended_at, within)
             except BaseException:
                 self._range = None  # the cached right edge may be ahead of what was committed
                 raise
 
-    def _append_locked(self, events: Sequence[EncodedEvent], appended_at: float) -> int:
+    def _append_locked(
+        self, events: Sequence[EncodedEvent], appended_at: float, within: WithinAppend | None
+    ) -> int:
         with self.write() as conn:
-            head = select(_HEAD.c.tree_size).where(_HEAD.c.id == 1).with_for_update()
-            size: int = conn.execute(head).scalar_one()
+            size: int = conn.execute(_LOCK_HEAD).scalar_one()
             cached = self._range
             if cached is None or cached.size != size:
                 cached = self._load_range(conn, size)  # another writer appended meanwhile
@@ -212,11 +239,9 @@ class LedgerStore:
             node_rows = [row for row in new_nodes if not row[0] & 1]
             _bulk_insert(conn, _LEAF, _LEAF_COLUMNS, leaf_rows)
             _bulk_insert(conn, _NODE, _NODE_COLUMNS, node_rows)
-            conn.execute(
-                update(_HEAD)
-                .where(_HEAD.c.id == 1)
-                .values(tree_size=tree.size, root_hash=tree.root())
-            )
+            conn.execute(_MOVE_HEAD, {"tree_size": tree.size, "root_hash": tree.root()})
+            if within is not None:
+                within(conn, range(size, tree.size))
         self._range = tree
         return size
 

@@ -1,0 +1,471 @@
+"""Access decisions per second under wrk on loopback (issue 5), beside the same server's no-op.
+
+A real ``consent-ledger serve`` starts on a temporary data dir (SQLite, or PostgreSQL by URL);
+an admin registers two hospitals and a few hundred residents, most of whom consent to one
+hospital (``h-east``) reading what the other (``h-west``) holds. ``wrk`` then posts access
+requests as ``h-east`` with one pre-signed institution token, rotating over the residents, so
+the answers mix permits (with their grants) and denials; every answer is a logged decision.
+The baseline is plain ``wrk`` against ``GET /v1/ping`` on the same server, same connections.
+
+The log is checked afterwards, leaf by leaf: every decision answered 201 names a leaf that
+holds exactly that decision, and the log grew by the answered decisions plus the few wrk had in
+flight when it stopped (it closes its sockets without reading those answers, but the server
+logs and answers them all the same), and by nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from consent_api.auth import PlatformKeys, Role, sign_institution_token
+from consent_api.institutions import jwk_of
+from consent_api.settings import ApiSettings
+from ledger.events import decode_leaf
+from ledger.settings import LedgerSettings
+
+from .common import PG_ADMIN, PG_URL
+
+REPO = Path(__file__).resolve().parents[1]
+REQUESTER, HOLDER = "h-east", "h-west"
+CONSENT = {
+    "grantee": {"institution": REQUESTER},
+    "holders": [HOLDER],
+    "categories": ["lab-results", "imaging"],
+    "purposes": ["treatment", "referral"],
+}
+
+
+# -- the server --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def served(data_dir: Path, *, workers: int = 1, database_url: str | None = None) -> Iterator[str]:
+    """``consent-ledger serve`` on a free loopback port; yields its base URL, stops it after."""
+    port = free_port()
+    env = {**os.environ}
+    if database_url is not None:
+        env["CONSENT_LEDGER_DATABASE_URL"] = database_url
+    command = [
+        sys.executable,
+        "-m",
+        "consent_api.cli",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
+    log_path = data_dir.parent / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, start_new_session=True, stdout=log, stderr=log
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(url + "/v1/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL whose connections land in a fresh schema of the local test database."""
+    schema = f"bench_api_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+# -- the parties -------------------------------------------------------------------------------
+
+
+@dataclass
+class Parties:
+    requester_key: Ed25519PrivateKey
+    subjects: list[str]
+    consenting: set[str]
+
+
+def register_parties(url: str, data_dir: Path, residents: int) -> Parties:
+    """Two hospitals, ``residents`` residents; two in three consent to h-east reading h-west."""
+    # Whoever holds the data dir is the platform's identity provider (as `issue-token` is).
+    platform = PlatformKeys.load(ApiSettings(ledger=LedgerSettings(data_dir=data_dir)))
+    admin = {"Authorization": f"Bearer {platform.issue(Role.ADMIN, 'ops').token}"}
+    keys = {REQUESTER: Ed25519PrivateKey.generate(), HOLDER: Ed25519PrivateKey.generate()}
+    subjects: list[str] = []
+    consenting: set[str] = set()
+    with httpx.Client(base_url=url, timeout=60) as client:
+
+        def post(path: str, body: Any, headers: dict[str, str]) -> Any:
+            answer = client.post(path, json=body, headers=headers)
+            if answer.status_code != 201:
+                raise RuntimeError(f"POST {path}: {answer.status_code} {answer.text}")
+            return answer.json()
+
+        for institution_id, key in keys.items():
+            body = {
+                "id": institution_id,
+                "name": f"Hospital {institution_id}",
+                "type": "hospital",
+                "public_key": jwk_of(key.public_key()),
+            }
+            post("/v1/admin/institutions", body, admin)
+        for n in range(residents):
+            person = {
+                "identifier": f"BENCH-{n}",
+                "name": f"Resident {n}",
+                "birth_date": "1980-01-01",
+            }
+            subject = post("/v1/admin/residents", person, admin)["subject"]
+            subjects.append(subject)
+            if n % 3 != 2:
+                token = platform.issue(Role.RESIDENT, subject).token
+                post("/v1/consents", CONSENT, {"Authorization": f"Bearer {token}"})
+                consenting.add(subject)
+    return Parties(keys[REQUESTER], subjects, consenting)
+
+
+def tree_size(client: httpx.Client) -> int:
+    return int(client.get("/v1/log/leaves", params={"start": 0, "end": 0}).json()["tree_size"])
+
+
+def settled_tree_size(client: httpx.Client, quiet: float = 1.0) -> int:
+    """The tree size once it stopped growing (wrk's last requests may still be in the server)."""
+    size = tree_size(client)
+    while True:
+        time.sleep(quiet)
+        again = tree_size(client)
+        if again == size:
+            return size
+        size = again
+
+
+def new_leaves(client: httpx.Client, start: int, end: int) -> list[tuple[str, dict[str, Any]]]:
+    """Leaves ``start <= leaf_index < end`` as (kind, data), through the public log API."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    next_url: str | None = f"/v1/log/leaves?start={start}&end={end}"
+    while next_url:
+        page = client.get(next_url).json()
+        events += [decode_leaf(base64.b64decode(leaf["leaf_data"])) for leaf in page["leaves"]]
+        next_url = page["next"]
+    return events
+
+
+# -- wrk ---------------------------------------------------------------------------------------
+
+# Each wrk thread has its own Lua state: it counts what it sent and what came back, and keeps
+# the leaf index and decision of every 201; `done` (in the main state) gathers them into a file.
+LUA = """
+local bodies = {{
+{bodies}
+}}
+local token = [==[{token}]==]
+local out_path = [==[{out_path}]==]
+local threads = {{}}
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  sent, answered, others = 0, 0, 0
+  answers = {{}}
+  local headers = {{
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer " .. token,
+  }}
+  requests = {{}}
+  for i, body in ipairs(bodies) do
+    requests[i] = wrk.format("POST", "/v1/access-requests", headers, body)
+  end
+  -- Threads start at different residents, so that they do not ask about the same one together.
+  position = (id * 97) % #requests
+end
+
+function request()
+  sent = sent + 1
+  position = position % #requests + 1
+  return requests[position]
+end
+
+function response(status, headers, body)
+  if status == 201 then
+    answered = answered + 1
+    -- The decision's own leaf, not a relied-on consent's: it is the one followed by "at".
+    local leaf = body:match('"leaf_index":%s*(%d+)%s*,%s*"at"')
+    local decision = body:match('"decision":%s*"(%a+)"')
+    answers[#answers + 1] = leaf .. " " .. decision
+  else
+    others = others + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local file = io.open(out_path, "w")
+  for _, thread in ipairs(threads) do
+    file:write("thread ", thread:get("sent"), " ", thread:get("answered"), " ",
+               thread:get("others"), "\\n")
+    for _, answer in ipairs(thread:get("answers")) do
+      file:write(answer, "\\n")
+    end
+  end
+  file:close()
+end
+"""
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    responses: int
+    non_2xx: int
+    socket_errors: int
+    output: str
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """Requests/s and latency percentiles from wrk's ``--latency`` report."""
+
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M)
+        if match is None:
+            raise ValueError(f"no {percent}% latency in wrk's output:\n{output}")
+        return float(match.group(1)) * _UNITS[match.group(2)]
+
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    total = re.search(r"^\s+(\d+) requests in", output, re.M)
+    if rate is None or total is None:
+        raise ValueError(f"no request rate in wrk's output:\n{output}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return WrkResult(
+        requests_per_s=float(rate.group(1)),
+        p50_ms=latency("50"),
+        p99_ms=latency("99"),
+        responses=int(total.group(1)),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(int(g) for g in errors.groups()) if errors else 0,
+        output=output,
+    )
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> WrkResult:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (make bench installs it: apt-get install wrk)")
+    threads = min(2, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command += ["--timeout", "30s"]
+    if script is not None:
+        command += ["-s", str(script)]
+    done = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 120
+    )
+    return parse_wrk(done.stdout)
+
+
+def request_bodies(parties: Parties) -> list[str]:
+    """One request per resident: permits for the consenting ones, denials for the others."""
+    return [
+        json.dumps(
+            {
+                "subject": subject,
+                "holder": HOLDER,
+                "categories": ["lab-results"],
+                "purpose": "treatment",
+            }
+        )
+        for subject in parties.subjects
+    ]
+
+
+@dataclass(frozen=True)
+class Answers:
+    sent: int
+    answered: int
+    others: int
+    leaves: dict[int, str]
+
+
+def read_answers(path: Path) -> Answers:
+    sent = answered = others = 0
+    leaves: dict[int, str] = {}
+    for line in path.read_text().splitlines():
+        words = line.split()
+        if words[0] == "thread":
+            sent, answered, others = (
+                sent + int(words[1]),
+                answered + int(words[2]),
+                others + int(words[3]),
+            )
+        else:
+            if int(words[0]) in leaves:
+                raise AssertionError(f"two answers name leaf {words[0]}")
+            leaves[int(words[0])] = words[1]
+    return Answers(sent, answered, others, leaves)
+
+
+def check_logged(
+    answers: Answers,
+    start: int,
+    events: list[tuple[str, dict[str, Any]]],
+    connections: int,
+    consenting: set[str],
+) -> int:
+    """Every answered decision is the leaf it named; the rest are decisions wrk left in flight;
+    each permits exactly when its resident consented.
+
+    Returns how many logged decisions wrk did not read the answer of.
+    """
+    if answers.others:
+        raise AssertionError(f"{answers.others} access requests were not answered 201")
+    if len(answers.leaves) != answers.answered:
+        raise AssertionError("some 201 answers named no leaf")
+    for index, (kind, data) in enumerate(events, start):
+        if kind != "access.decided":
+            raise AssertionError(f"leaf {index} is {kind}, not a decision")
+        expected = "permit" if data["subject"] in consenting else "deny"
+        if data["decision"] != expected:
+            raise AssertionError(f"leaf {index} logs {data['decision']}, not {expected}")
+        answered = answers.leaves.get(index)
+        if answered is not None and answered != data["decision"]:
+            raise AssertionError(
+                f"leaf {index} logs {data['decision']}, the answer said {answered}"
+            )
+    end = start + len(events)
+    outside = [index for index in answers.leaves if not start <= index < end]
+    if outside:
+        raise AssertionError(
+            f"{len(outside)} answers name leaves outside the run, e.g. {outside[0]}"
+        )
+    unread = len(events) - answers.answered
+    # Sent but not read when wrk stopped: one per connection at most. (``sent`` may count one
+    # request too many: wrk calls request() once more, to check the script, and sends nothing.)
+    in_flight = min(answers.sent - answers.answered, connections)
+    if not 0 <= unread <= in_flight:
+        raise AssertionError(
+            f"the log grew by {len(events)} decisions: {answers.answered} answered 201, "
+            f"but wrk had only {in_flight} more in flight"
+        )
+    return unread
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def decisions(
+    seconds: int = 20,
+    connections: int = 16,
+    workers: int = 1,
+    database_url: str | None = None,
+    residents: int = 200,
+) -> dict[str, Any]:
+    """Decisions/s and p99 under ``wrk``, beside the same server's ``/v1/ping``; one table row."""
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        data_dir = Path(tmp) / "data"
+        with served(data_dir, workers=workers, database_url=database_url) as url:
+            parties = register_parties(url, data_dir, residents)
+            script = Path(tmp) / "decide.lua"
+            out_path = Path(tmp) / "answers.txt"
+            bodies = ",\n".join(f"[==[{body}]==]" for body in request_bodies(parties))
+            token = sign_institution_token(parties.requester_key, REQUESTER, ttl=300)
+            script.write_text(LUA.format(bodies=bodies, token=token, out_path=out_path))
+            with httpx.Client(base_url=url, timeout=60) as client:
+                before = settled_tree_size(client, quiet=0.2)
+                decided = wrk(url, seconds, connections, script)
+                after = settled_tree_size(client)
+                answers = read_answers(out_path)
+                events = new_leaves(client, before, after)
+                unread = check_logged(answers, before, events, connections, parties.consenting)
+            ping = wrk(url + "/v1/ping", seconds, connections)
+    if decided.socket_errors or ping.socket_errors or ping.non_2xx:
+        raise RuntimeError(f"wrk saw errors:\n{decided.output}\n{ping.output}")
+    permits = sum(1 for decision in answers.leaves.values() if decision == "permit")
+    return {
+        "database": "sqlite" if database_url is None else "postgresql",
+        "workers": workers,
+        "connections": connections,
+        "seconds": seconds,
+        "decisions_per_s": round(decided.requests_per_s),
+        "p50_ms": round(decided.p50_ms, 2),
+        "p99_ms": round(decided.p99_ms, 2),
+        "ping_per_s": round(ping.requests_per_s),
+        "ping_p99_ms": round(ping.p99_ms, 2),
+        "ratio_to_ping": round(decided.requests_per_s / ping.requests_per_s, 3),
+        "decisions": answers.answered,
+        "permits": permits,
+        "logged": after - before,
+        "logged_unread_at_stop": unread,
+    }
+
+
+def compare(
+    seconds: int,
+    sqlite_connections: list[int],
+    postgresql_workers: list[int],
+    postgresql_connections: int = 16,
+) -> list[dict[str, Any]]:
+    """The scale run: one SQLite worker at each connection count (SQLite serves from one
+    process), then PostgreSQL, each time on a fresh schema, with each number of workers."""
+    rows = [decisions(seconds, connections) for connections in sqlite_connections]
+    for workers in postgresql_workers:
+        with postgres_schema() as database_url:
+            rows.append(decisions(seconds, postgresql_connections, workers, database_url))
+    return rows
