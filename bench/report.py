@@ -79,6 +79,21 @@ def render() -> str:
                 f"{r['gas_ratio']:,}x | {r['time_ratio']:,}x |"
             )
         parts.append("")
+    api = _load("api")
+    if api:
+        parts.append(f"Access decisions over HTTP under wrk, loopback ({api['when']}):\n")
+        parts.append(
+            "| database | workers | connections | decisions/s | p50 / p99 "
+            "| GET /v1/ping, same server | ratio |"
+        )
+        parts.append("|---|---|---|---|---|---|---|")
+        for r in api["rows"]:
+            parts.append(
+                f"| {r['database']} | {r['workers']} | {r['connections']} | "
+                f"{r['decisions_per_s']:,} | {r['p50_ms']} / {r['p99_ms']} ms | "
+                f"{r['ping_per_s']:,}/s, p99 {r['ping_p99_ms']} ms | {r['ratio_to_ping']} |"
+            )
+        parts.append("")
     return "\n".join(parts)
 
 
