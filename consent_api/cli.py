@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ledger import cli as ledger_cli
+from ledger.errors import ConfigurationError
 from ledger.settings import LedgerSettings
 
 from . import auth
@@ -19,6 +20,17 @@ from . import auth
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    if args.workers > 1:
+        url = args.database_url or LedgerSettings().resolved_database_url()
+        if not url.startswith("postgresql"):
+            # Each worker has its own group committer and its own per-resident locks; on SQLite
+            # they would fight for the one write lock, and one resident's consent changes in two
+            # processes would no longer take turns. PostgreSQL's advisory locks make them do so.
+            raise ConfigurationError(
+                "--workers > 1 needs PostgreSQL (CONSENT_LEDGER_DATABASE_URL=postgresql://...); "
+                "on SQLite serve with one worker"
+            )
 
     # Worker processes build their own app from the environment: pass the options there.
     for name, env in (

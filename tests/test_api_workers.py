@@ -94,3 +94,13 @@ def test_one_worker_on_sqlite(tmp_path: Path) -> None:
         assert set(indices) <= set(range(check_log(server)))
     finally:
         server.stop()
+
+
+def test_several_workers_are_refused_on_sqlite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from consent_api.cli import main
+
+    code = main(["serve", "--workers", "2", "--data-dir", str(tmp_path)])
+    assert code == 2
+    assert "needs PostgreSQL" in capsys.readouterr().err
