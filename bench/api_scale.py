@@ -44,6 +44,7 @@ from ledger.events import decode_leaf
 from ledger.settings import LedgerSettings
 
 from .common import PG_ADMIN, PG_URL
+from .wrk import LUA, wrk
 
 REPO = Path(__file__).resolve().parents[1]
 REQUESTER, HOLDER = "h-east", "h-west"
@@ -127,6 +128,26 @@ def postgres_schema() -> Iterator[str]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+def server_cpu_seconds(url: str) -> float | None:
+    """CPU time (user + system, every thread) used so far by the processes listening on
+    ``url``'s port: the server, or its supervisor and workers (None: ``ss`` is not there).
+
+    The decisions' CPU cost, unlike their rate, barely moves with other work on the machine.
+    PostgreSQL's own processes are not counted.
+    """
+    port = url.rsplit(":", 1)[1]
+    if shutil.which("ss") is None:
+        return None
+    listing = subprocess.run(
+        ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    ticks = 0
+    for pid in sorted(set(re.findall(r"pid=(\d+)", listing))):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 # -- the parties -------------------------------------------------------------------------------
 
 
@@ -200,125 +221,6 @@ def new_leaves(client: httpx.Client, start: int, end: int) -> list[tuple[str, di
         events += [decode_leaf(base64.b64decode(leaf["leaf_data"])) for leaf in page["leaves"]]
         next_url = page["next"]
     return events
-
-
-# -- wrk ---------------------------------------------------------------------------------------
-
-# Each wrk thread has its own Lua state: it counts what it sent and what came back, and keeps
-# the leaf index and decision of every 201; `done` (in the main state) gathers them into a file.
-LUA = """
-local bodies = {{
-{bodies}
-}}
-local token = [==[{token}]==]
-local out_path = [==[{out_path}]==]
-local threads = {{}}
-
-function setup(thread)
-  thread:set("id", #threads)
-  table.insert(threads, thread)
-end
-
-function init(args)
-  sent, answered, others = 0, 0, 0
-  answers = {{}}
-  local headers = {{
-    ["Content-Type"] = "application/json",
-    ["Authorization"] = "Bearer " .. token,
-  }}
-  requests = {{}}
-  for i, body in ipairs(bodies) do
-    requests[i] = wrk.format("POST", "/v1/access-requests", headers, body)
-  end
-  -- Threads start at different residents, so that they do not ask about the same one together.
-  position = (id * 97) % #requests
-end
-
-function request()
-  sent = sent + 1
-  position = position % #requests + 1
-  return requests[position]
-end
-
-function response(status, headers, body)
-  if status == 201 then
-    answered = answered + 1
-    -- The decision's own leaf, not a relied-on consent's: it is the one followed by "at".
-    local leaf = body:match('"leaf_index":%s*(%d+)%s*,%s*"at"')
-    local decision = body:match('"decision":%s*"(%a+)"')
-    answers[#answers + 1] = leaf .. " " .. decision
-  else
-    others = others + 1
-  end
-end
-
-function done(summary, latency, requests)
-  local file = io.open(out_path, "w")
-  for _, thread in ipairs(threads) do
-    file:write("thread ", thread:get("sent"), " ", thread:get("answered"), " ",
-               thread:get("others"), "\\n")
-    for _, answer in ipairs(thread:get("answers")) do
-      file:write(answer, "\\n")
-    end
-  end
-  file:close()
-end
-"""
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-
-
-@dataclass(frozen=True)
-class WrkResult:
-    requests_per_s: float
-    p50_ms: float
-    p99_ms: float
-    responses: int
-    non_2xx: int
-    socket_errors: int
-    output: str
-
-
-def parse_wrk(output: str) -> WrkResult:
-    """Requests/s and latency percentiles from wrk's ``--latency`` report."""
-
-    def latency(percent: str) -> float:
-        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M)
-        if match is None:
-            raise ValueError(f"no {percent}% latency in wrk's output:\n{output}")
-        return float(match.group(1)) * _UNITS[match.group(2)]
-
-    rate = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
-    total = re.search(r"^\s+(\d+) requests in", output, re.M)
-    if rate is None or total is None:
-        raise ValueError(f"no request rate in wrk's output:\n{output}")
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    return WrkResult(
-        requests_per_s=float(rate.group(1)),
-        p50_ms=latency("50"),
-        p99_ms=latency("99"),
-        responses=int(total.group(1)),
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        socket_errors=sum(int(g) for g in errors.groups()) if errors else 0,
-        output=output,
-    )
-
-
-def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> WrkResult:
-    if shutil.which("wrk") is None:
-        raise RuntimeError("wrk is not installed (make bench installs it: apt-get install wrk)")
-    threads = min(2, connections)
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    command += ["--timeout", "30s"]
-    if script is not None:
-        command += ["-s", str(script)]
-    done = subprocess.run(
-        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 120
-    )
-    return parse_wrk(done.stdout)
 
 
 def request_bodies(parties: Parties) -> list[str]:
@@ -429,12 +331,16 @@ def decisions(
             script.write_text(LUA.format(bodies=bodies, token=token, out_path=out_path))
             with httpx.Client(base_url=url, timeout=60) as client:
                 before = settled_tree_size(client, quiet=0.2)
+                cpu_before = server_cpu_seconds(url)
                 decided = wrk(url, seconds, connections, script)
                 after = settled_tree_size(client)
+                cpu_after = server_cpu_seconds(url)
                 answers = read_answers(out_path)
                 events = new_leaves(client, before, after)
                 unread = check_logged(answers, before, events, connections, parties.consenting)
+            ping_cpu_before = server_cpu_seconds(url)
             ping = wrk(url + "/v1/ping", seconds, connections)
+            ping_cpu_after = server_cpu_seconds(url)
     if decided.socket_errors or ping.socket_errors or ping.non_2xx:
         raise RuntimeError(f"wrk saw errors:\n{decided.output}\n{ping.output}")
     permits = sum(1 for decision in answers.leaves.values() if decision == "permit")
@@ -449,11 +355,19 @@ def decisions(
         "ping_per_s": round(ping.requests_per_s),
         "ping_p99_ms": round(ping.p99_ms, 2),
         "ratio_to_ping": round(decided.requests_per_s / ping.requests_per_s, 3),
+        "server_cpu_us_per_decision": _per_request(cpu_before, cpu_after, after - before),
+        "server_cpu_us_per_ping": _per_request(ping_cpu_before, ping_cpu_after, ping.responses),
         "decisions": answers.answered,
         "permits": permits,
         "logged": after - before,
         "logged_unread_at_stop": unread,
     }
+
+
+def _per_request(before: float | None, after: float | None, requests: int) -> int | None:
+    if before is None or after is None or not requests:
+        return None
+    return round((after - before) / requests * 1e6)
 
 
 def compare(

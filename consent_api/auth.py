@@ -427,8 +427,8 @@ async def get_authenticator(request: Request) -> Authenticator:
 
 
 async def current_principal(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    authenticator: Annotated[Authenticator, Depends(get_authenticator)],
 ) -> Principal:
     """The authenticated caller; 401 (with ``WWW-Authenticate: Bearer``) otherwise.
 
@@ -437,6 +437,9 @@ async def current_principal(
     """
     if credentials is None:
         raise UnauthorizedError("send a token as: Authorization: Bearer <JWT>")
+    # Read here rather than as a dependency of its own: every request resolves this one, and
+    # each dependency FastAPI resolves costs more than the lookup.
+    authenticator = await get_authenticator(request)
     principal = authenticator.remembered(credentials.credentials)
     if principal is not None:
         return principal

@@ -9,19 +9,19 @@ carries only a commitment, SHA-256(salt || UTF-8 text) with a fresh 32-byte salt
 and salt are stored in ``breakglass_justification`` so that a regulator can open the
 commitment and check it against the log.
 
-The review is computed from the projection of the log (decisions flagged ``breakglass`` and
-their ``breakglass.justified`` events), never from this table, so it agrees with the log.
+The review is computed from the projection of the log (``cases``: one row per decision flagged
+``breakglass``, completed by its ``breakglass.justified`` event), never from this table, so it
+agrees with the log; listing the late ones is an indexed query on that small table.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import BigInteger, Column, Double, LargeBinary, Text, select
 from sqlalchemy import exc as sa_exc
@@ -31,6 +31,7 @@ from ledger.batcher import GroupCommitter
 from ledger.store import LedgerStore
 
 from .access import Event, Logged, instant
+from .cases import BreakGlassCase as ProjectedCase
 from .errors import ConflictError, ForbiddenError, NotFoundError
 from .records import Records
 
@@ -154,54 +155,12 @@ class CaseStatus(StrEnum):
 LATE: Final = frozenset({CaseStatus.OVERDUE, CaseStatus.JUSTIFIED_LATE})
 
 
-@dataclass(frozen=True, slots=True)
-class BreakGlassCase:
-    """A break-glass decision and where its justification stands at ``now``."""
-
-    decision_leaf_index: int
-    decision: dict[str, Any]
-    justify_by: datetime
-    justified_at: datetime | None
-    justification_leaf_index: int | None
-    status: CaseStatus
-
-    @property
-    def late(self) -> bool:
-        return self.status in LATE
-
-
-def review(
-    events: Iterable[tuple[int, str, dict[str, Any]]], now: datetime
-) -> list[BreakGlassCase]:
-    """Every break-glass decision among ``events`` (projected access events), in log order."""
-    decisions: list[tuple[int, dict[str, Any]]] = []
-    justified: dict[str, tuple[int, datetime]] = {}
-    for leaf_index, kind, data in events:
-        if kind == "access.decided" and data.get("breakglass"):
-            decisions.append((leaf_index, data))
-        elif kind == "breakglass.justified":
-            justified.setdefault(
-                data["request_id"], (leaf_index, datetime.fromisoformat(data["at"]))
-            )
-    cases = []
-    for leaf_index, data in decisions:
-        justify_by = datetime.fromisoformat(data["justify_by"])
-        found = justified.get(data["request_id"])
-        if found is None:
-            status = CaseStatus.OVERDUE if now > justify_by else CaseStatus.PENDING
-        else:
-            status = CaseStatus.JUSTIFIED_LATE if found[1] > justify_by else CaseStatus.JUSTIFIED
-        cases.append(
-            BreakGlassCase(
-                decision_leaf_index=leaf_index,
-                decision=data,
-                justify_by=justify_by,
-                justified_at=None if found is None else found[1],
-                justification_leaf_index=None if found is None else found[0],
-                status=status,
-            )
-        )
-    return cases
+def status_of(case: ProjectedCase, now: datetime) -> CaseStatus:
+    """Where a projected case stands at ``now``."""
+    if case.justification_leaf_index is None:
+        late = now > datetime.fromisoformat(case.justify_by)
+        return CaseStatus.OVERDUE if late else CaseStatus.PENDING
+    return CaseStatus.JUSTIFIED_LATE if case.justified_late else CaseStatus.JUSTIFIED
 
 
 class BreakGlassService:
@@ -253,14 +212,24 @@ class BreakGlassService:
             decision_leaf_index=decided.leaf_index,
         )
         try:
-            leaf_index = self.committer.append("breakglass.justified", event)
+            # Projected in the append's own transaction (the case completed with it).
+            leaf_index = self.committer.append(
+                "breakglass.justified",
+                event,
+                rows=self.records.rows_of("breakglass.justified", event),
+            )
         except Exception:
             self.justifications.remove(request_id)  # unlogged, it does not count
             raise
         self.justifications.logged(request_id, leaf_index)
-        self.records.project(leaf_index, "breakglass.justified", event)
         return Logged(leaf_index, event)
 
-    def cases(self, now: datetime) -> list[BreakGlassCase]:
-        """Every break-glass decision and where its justification stands at ``now``."""
-        return review(self.records.access_of_kinds(("access.decided", "breakglass.justified")), now)
+    def cases(
+        self, now: datetime, *, after: int | None, limit: int, late_only: bool = False
+    ) -> list[tuple[ProjectedCase, CaseStatus]]:
+        """Up to ``limit`` break-glass cases after decision leaf ``after``, in log order, with
+        where each stands at ``now``; ``late_only``: only the overdue and the justified late."""
+        page = self.records.breakglass_page(
+            after=after, limit=limit, late_at=now if late_only else None
+        )
+        return [(case, status_of(case, now)) for case in page]

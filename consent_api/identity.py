@@ -47,7 +47,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from ledger.errors import IntegrityError, KeyFileError
-from ledger.store import LedgerStore
+from ledger.store import LedgerStore, RawReader
 
 from .errors import ErasedError, UnknownSubjectError
 from .keyfiles import load_or_create_secret
@@ -173,6 +173,7 @@ _RECORD = ResidentRecordRow.__table__  # type: ignore[attr-defined]
 _ERASURE = ResidentErasureRow.__table__  # type: ignore[attr-defined]
 # Built once: every access decision asks it, and building a statement costs more than running it.
 _HAS_KEY = select(_KEY.c.subject).where(_KEY.c.subject == bindparam("key_subject"))
+_HAS_KEY_SQL = "SELECT subject FROM resident_key WHERE subject = ?"
 
 
 class ResidentVault:
@@ -251,6 +252,12 @@ class ResidentVault:
                 self._ensure_registered(own, subject)
         else:
             self._ensure_registered(conn, subject)
+
+    @staticmethod
+    def has_key(subject: str, reader: RawReader) -> bool:
+        """Whether ``subject`` has a key (is registered and not erased), read in ``reader``'s
+        transaction; ``ensure_registered`` says why not."""
+        return bool(reader.rows(_HAS_KEY_SQL, (subject,)))
 
     @staticmethod
     def _ensure_registered(conn: Connection, subject: str) -> None:

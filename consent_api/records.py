@@ -6,16 +6,36 @@ these tables for queries; a projection row is keyed by its leaf index and writte
 projection) is harmless. ``catch_up`` replays from the last mark at start-up. A service that
 appends through the group committer hands it the projection rows instead (``rows_of``), and
 they commit in the same transaction as their leaf.
+
+Lists are read a page at a time, ``leaf_index > after ORDER BY leaf_index LIMIT n``, each from
+an index that leads with the filtered column and ends with ``leaf_index``, so a page costs the
+same however long the log. Break-glass decisions are also projected into ``breakglass_case``,
+one row per case that its justification completes, so the review reads only those.
+
+``PROJECTION_VERSION`` names the projection's shape: a database projected by an older version
+(a table or index added since) is replayed from the first leaf once at start-up, every write
+being idempotent.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from datetime import datetime
+from typing import Any, Final
 
-from sqlalchemy import BigInteger, Column, Connection, Text, bindparam, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Text,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
@@ -23,8 +43,16 @@ from sqlmodel import Field, SQLModel
 from ledger.batcher import EventRows
 from ledger.events import decode_leaf
 from ledger.log import Ledger
-from ledger.store import LedgerStore
+from ledger.store import LedgerStore, RawReader
 
+from .cases import (
+    BREAKGLASS_CASE,
+    CASE_INDEXES,
+    JUSTIFY_CASE,
+    BreakGlassCase,
+    case_row,
+    cases_page,
+)
 from .domain.consent import Consent
 
 CONSENT_KINDS = frozenset({"consent.granted", "consent.narrowed", "consent.revoked"})
@@ -32,6 +60,11 @@ ACCESS_KINDS = frozenset(
     {"access.decided", "access.released", "access.refused", "breakglass.justified"}
 )
 PROJECTION_MARK = "projection:complete-to"
+PARSED_CONSENTS: Final = 100_000
+"""How many parsed consent versions a process keeps (the oldest parsed is dropped first)."""
+PROJECTION_VERSION_MARK = "projection:version"
+PROJECTION_VERSION: Final = "2"
+"""1: consents and access events; 2: paging indexes and the break-glass cases."""
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +105,37 @@ class AccessRecord(SQLModel, table=True):
 
 _CONSENT = ConsentRecord.__table__  # type: ignore[attr-defined]
 _ACCESS = AccessRecord.__table__  # type: ignore[attr-defined]
+# Each list's filter column first, then leaf_index: one range scan per page (created on open,
+# also on a database projected before they existed).
+_INDEXES = (
+    Index("ix_access_record_kind_leaf", _ACCESS.c.kind, _ACCESS.c.leaf_index),
+    Index("ix_access_record_subject_leaf", _ACCESS.c.subject, _ACCESS.c.leaf_index),
+    Index(
+        "ix_access_record_subject_kind_leaf",
+        _ACCESS.c.subject,
+        _ACCESS.c.kind,
+        _ACCESS.c.leaf_index,
+    ),
+    Index(
+        "ix_access_record_requester_kind_leaf",
+        _ACCESS.c.requester,
+        _ACCESS.c.kind,
+        _ACCESS.c.leaf_index,
+    ),
+    Index(
+        "ix_access_record_holder_kind_leaf", _ACCESS.c.holder, _ACCESS.c.kind, _ACCESS.c.leaf_index
+    ),
+    *CASE_INDEXES,
+)
+
 # Built once: every access decision reads it, and building a statement costs more than running it.
 _HISTORY = (
     select(_CONSENT.c.leaf_index, _CONSENT.c.body)
     .where(_CONSENT.c.subject == bindparam("history_subject"))
     .order_by(_CONSENT.c.leaf_index)
 )
+
+_HISTORY_SQL = "SELECT leaf_index, body FROM consent_record WHERE subject = ? ORDER BY leaf_index"
 
 
 class Records:
@@ -86,18 +144,24 @@ class Records:
     def __init__(self, store: LedgerStore, restore_consent: ConsentRestorer | None = None) -> None:
         self.store = store
         self._restore = restore_consent or _as_logged
+        self._consent_cache: dict[int, Consent] = {}
+        self._consent_cache_lock = threading.Lock()
         insert = postgresql_insert if store.engine.dialect.name == "postgresql" else sqlite_insert
         # One statement object per table: the group committer writes a batch's rows of one
         # statement with a single executemany.
         self._inserts = {
-            table.name: insert(table).on_conflict_do_nothing() for table in (_CONSENT, _ACCESS)
+            table.name: insert(table).on_conflict_do_nothing()
+            for table in (_CONSENT, _ACCESS, BREAKGLASS_CASE)
         }
 
     @classmethod
     def open(cls, store: LedgerStore, restore_consent: ConsentRestorer | None = None) -> Records:
         """``restore_consent`` turns a consent as logged back into the full consent (it puts
         back what the leaf holds only a commitment to), or None to leave it unprojected."""
-        store.create_schema(extra_tables=[_CONSENT, _ACCESS])
+        store.create_schema(extra_tables=[_CONSENT, _ACCESS, BREAKGLASS_CASE])
+        with store.write() as conn:
+            for index in _INDEXES:
+                index.create(conn, checkfirst=True)
         return cls(store, restore_consent)
 
     def project(self, leaf_index: int, kind: str, data: dict[str, Any]) -> None:
@@ -135,17 +199,33 @@ class Records:
         if table is None:
             return None
         statement = self._inserts[table.name]
-        return lambda index: [(statement, {**row, "leaf_index": index})]
+        case = case_row(kind, data)
+        if case is None:
+            return lambda index: [(statement, {**row, "leaf_index": index})]
+        if kind == "access.decided":
+            cases = self._inserts[BREAKGLASS_CASE.name]
+            return lambda index: [
+                (statement, {**row, "leaf_index": index}),
+                (cases, {**case, "decision_leaf_index": index}),
+            ]
+        return lambda index: [
+            (statement, {**row, "leaf_index": index}),
+            (JUSTIFY_CASE, {**case, "justification_leaf_index": index}),
+        ]
 
     def catch_up(self, ledger: Ledger, *, batch: int = 5000) -> int:
-        """Project every leaf after the last mark; return how many leaves were read."""
+        """Project every leaf after the last mark (all of them if the projection is of an older
+        version); return how many leaves were read."""
         mark = int(self.store.get_meta(PROJECTION_MARK) or 0)
+        if self.store.get_meta(PROJECTION_VERSION_MARK) != PROJECTION_VERSION:
+            mark = 0
         size = ledger.tree_size()
         for start in range(mark, size, batch):
             for leaf in ledger.leaves(start, min(size, start + batch)):
                 kind, data = decode_leaf(leaf.leaf_data)
                 self.project(leaf.leaf_index, kind, data)
         self.store.set_meta(PROJECTION_MARK, str(size))
+        self.store.set_meta(PROJECTION_VERSION_MARK, PROJECTION_VERSION)
         return size - mark
 
     def mark_complete(self, tree_size: int) -> None:
@@ -163,7 +243,25 @@ class Records:
             with self.store.read() as own:
                 return self.consent_history(subject, own)
         rows = conn.execute(_HISTORY, {"history_subject": subject}).all()
-        return [(int(leaf), Consent.model_validate_json(body)) for leaf, body in rows]
+        return [(int(leaf), self._parsed(int(leaf), body)) for leaf, body in rows]
+
+    def consent_history_raw(self, subject: str, reader: RawReader) -> list[tuple[int, Consent]]:
+        """``consent_history`` read in ``reader``'s transaction (the decision path's read)."""
+        rows = reader.rows(_HISTORY_SQL, (subject,))
+        return [(int(leaf), self._parsed(int(leaf), body)) for leaf, body in rows]
+
+    def _parsed(self, leaf_index: int, body: str) -> Consent:
+        """The consent a projected row holds, parsed once per process: the row of a leaf never
+        changes (it is written once, from the leaf), so neither does what it parses to, and
+        every decision about a resident reads all their consents."""
+        consent = self._consent_cache.get(leaf_index)
+        if consent is None:
+            consent = Consent.model_validate_json(body)
+            with self._consent_cache_lock:
+                if len(self._consent_cache) >= PARSED_CONSENTS:
+                    self._consent_cache.pop(next(iter(self._consent_cache)))
+                self._consent_cache[leaf_index] = consent
+        return consent
 
     def consent_versions(self, consent_id: str) -> list[tuple[int, Consent]]:
         query = select(_CONSENT.c.leaf_index, _CONSENT.c.body).where(
@@ -193,14 +291,75 @@ class Records:
             rows = conn.execute(query.order_by(_ACCESS.c.leaf_index)).all()
         return [(int(leaf), str(kind), json.loads(body)) for leaf, kind, body in rows]
 
-    def access_of_kinds(self, kinds: Iterable[str]) -> list[tuple[int, str, dict[str, Any]]]:
-        """Access events of the given kinds, in log order (the break-glass review reads these)."""
-        query = select(_ACCESS.c.leaf_index, _ACCESS.c.kind, _ACCESS.c.body).where(
-            _ACCESS.c.kind.in_(sorted(set(kinds)))
+    def access_page(
+        self,
+        *,
+        kinds: Iterable[str],
+        after: int | None,
+        limit: int,
+        subject: str | None = None,
+        party: str | None = None,
+    ) -> list[tuple[int, str, dict[str, Any]]]:
+        """Up to ``limit`` access events of ``kinds`` after leaf ``after``, in log order, about
+        ``subject`` and involving ``party`` (as requester or holder) if given.
+
+        A party is matched in two range scans, one per role, each at most ``limit`` rows long,
+        merged here: one scan of ``requester = p OR holder = p`` would have no index to follow.
+        """
+        kinds = sorted(set(kinds))
+        base = select(_ACCESS.c.leaf_index, _ACCESS.c.kind, _ACCESS.c.body).where(
+            _ACCESS.c.kind.in_(kinds), _ACCESS.c.leaf_index > (-1 if after is None else after)
         )
+        if subject is not None:
+            base = base.where(_ACCESS.c.subject == subject)
+        scans = [base]
+        if party is not None:
+            scans = [
+                base.where(_ACCESS.c.requester == party),
+                base.where(_ACCESS.c.holder == party),
+            ]
+        found: dict[int, tuple[int, str, dict[str, Any]]] = {}
+        with self.store.read() as conn:
+            for scan in scans:
+                for leaf, kind, body in conn.execute(
+                    scan.order_by(_ACCESS.c.leaf_index).limit(limit)
+                ):
+                    found[int(leaf)] = (int(leaf), str(kind), json.loads(body))
+        return [found[leaf] for leaf in sorted(found)[:limit]]
+
+    def count_access(self, *, kinds: Iterable[str], subject: str) -> int:
+        """How many access events of ``kinds`` are about ``subject`` (counted in the index)."""
+        query = select(func.count()).where(
+            _ACCESS.c.subject == subject, _ACCESS.c.kind.in_(sorted(set(kinds)))
+        )
+        with self.store.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def access_of_requests(
+        self, request_ids: Iterable[str], *, party: str | None = None
+    ) -> list[tuple[int, str, dict[str, Any]]]:
+        """Every access event of these requests (involving ``party`` if given), in log order."""
+        wanted = sorted(set(request_ids))
+        if not wanted:
+            return []
+        query = select(_ACCESS.c.leaf_index, _ACCESS.c.kind, _ACCESS.c.body).where(
+            _ACCESS.c.request_id.in_(wanted)
+        )
+        if party is not None:
+            query = query.where((_ACCESS.c.requester == party) | (_ACCESS.c.holder == party))
         with self.store.read() as conn:
             rows = conn.execute(query.order_by(_ACCESS.c.leaf_index)).all()
         return [(int(leaf), str(kind), json.loads(body)) for leaf, kind, body in rows]
+
+    # -- break-glass -----------------------------------------------------------------------------
+
+    def breakglass_page(
+        self, *, after: int | None, limit: int, late_at: datetime | None = None
+    ) -> list[BreakGlassCase]:
+        """Up to ``limit`` break-glass cases after decision leaf ``after``, in log order; with
+        ``late_at``, only those late then (unjustified past their deadline, or justified late)."""
+        with self.store.read() as conn:
+            return cases_page(conn, after=after, limit=limit, late_at=late_at)
 
 
 def latest_versions(history: Iterable[tuple[int, Consent]]) -> dict[str, tuple[int, Consent]]:

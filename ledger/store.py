@@ -9,6 +9,7 @@ leaves they belong to, or not at all.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,9 +44,9 @@ _HEAD = LogHead.__table__  # type: ignore[attr-defined]
 _CHECKPOINT = CheckpointRow.__table__  # type: ignore[attr-defined]
 _META = LogMeta.__table__  # type: ignore[attr-defined]
 _ANCHOR = AnchorRow.__table__  # type: ignore[attr-defined]
-# The append's statements, built once: building them costs more than running them, per batch.
-_LOCK_HEAD = select(_HEAD.c.tree_size).where(_HEAD.c.id == 1).with_for_update()
-_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1)  # SET from the parameters' column names
+# The append's head statements, run on the driver's cursor (``_append_locked``).
+_LOCK_HEAD_SQL = "SELECT tree_size FROM log_head WHERE id = 1"
+_MOVE_HEAD_SQL = "UPDATE log_head SET tree_size = ?, root_hash = ? WHERE id = 1"
 
 # Keeps each IN list well inside every driver's parameter limits.
 _CHUNK = 200
@@ -157,6 +158,29 @@ def _bulk_insert(
         cursor.close()
 
 
+class RawReader:
+    """Statements on a driver cursor inside ``LedgerStore.raw_read``'s transaction; SQL is
+    written with ``?`` placeholders for both databases."""
+
+    def __init__(self, cursor: Any, postgresql: bool) -> None:
+        self._cursor = cursor
+        self._postgresql = postgresql
+
+    def rows(self, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self._postgresql:
+            sql = _pyformat(sql)
+        self._cursor.execute(sql, tuple(parameters))
+        rows: list[tuple[Any, ...]] = self._cursor.fetchall()
+        return rows
+
+
+@functools.lru_cache(maxsize=64)
+def _pyformat(sql: str) -> str:
+    """``?`` placeholders as psycopg's ``%s`` (the statements are constants: no ``?`` or ``%``
+    in their text otherwise)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
 class LedgerStore:
     """Reads and writes the log's tables; the tree's right edge is cached between appends."""
 
@@ -200,6 +224,29 @@ class LedgerStore:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    @contextmanager
+    def raw_read(self) -> Iterator[RawReader]:
+        """Reads on the driver's own connection (from the engine's pool), for the hottest
+        reads only (each access decision's): SQLAlchemy's work per statement (execution
+        context, events, result wrapping) costs several times what SQLite does to answer an
+        indexed query.
+
+        Each statement reads its own snapshot, as statements do on PostgreSQL under READ
+        COMMITTED: fit for facts that only move forward between two statements (rows added,
+        never changed), not for reads that must agree with each other otherwise.
+        """
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                yield RawReader(cursor, self.engine.dialect.name == "postgresql")
+            finally:
+                cursor.close()
+            # pysqlite is in autocommit mode (make_engine); psycopg opened a transaction.
+            raw.rollback()
+        finally:
+            raw.close()
+
     # -- sequencing ---------------------------------------------------------------------------
 
     def append(
@@ -226,7 +273,16 @@ class LedgerStore:
         self, events: Sequence[EncodedEvent], appended_at: float, within: WithinAppend | None
     ) -> int:
         with self.write() as conn:
-            size: int = conn.execute(_LOCK_HEAD).scalar_one()
+            postgresql = conn.dialect.name == "postgresql"
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            # The head's two statements on the driver's cursor, as the bulk inserts are: they
+            # run once per batch, and SQLAlchemy's own work per statement costs more than them.
+            head = raw.cursor()
+            head.execute(_LOCK_HEAD_SQL + (" FOR UPDATE" if postgresql else ""))
+            (size,) = head.fetchone() or (None,)
+            if not isinstance(size, int):
+                raise IntegrityError("the log's head row is missing")
             cached = self._range
             if cached is None or cached.size != size:
                 cached = self._load_range(conn, size)  # another writer appended meanwhile
@@ -239,7 +295,11 @@ class LedgerStore:
             node_rows = [row for row in new_nodes if not row[0] & 1]
             _bulk_insert(conn, _LEAF, _LEAF_COLUMNS, leaf_rows)
             _bulk_insert(conn, _NODE, _NODE_COLUMNS, node_rows)
-            conn.execute(_MOVE_HEAD, {"tree_size": tree.size, "root_hash": tree.root()})
+            head.execute(
+                _MOVE_HEAD_SQL.replace("?", "%s") if postgresql else _MOVE_HEAD_SQL,
+                (tree.size, tree.root()),
+            )
+            head.close()
             if within is not None:
                 within(conn, range(size, tree.size))
         self._range = tree

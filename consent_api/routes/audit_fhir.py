@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from ..access import decision_of
@@ -19,12 +19,14 @@ from ..dependencies import get_vault
 from ..domain.fhir import audit_event_to_fhir
 from ..domain.vocab import V3_ACT_REASON
 from ..identity import SUBJECT_PATTERN, ResidentVault
+from ..paging import DEFAULT_LIMIT, After, Limit, next_url, split_page
 from .access import Service
 from .history import subject_for
 
 router = APIRouter(prefix="/fhir", tags=["fhir"], responses=AUTH_RESPONSES)
 
 FHIR_JSON = "application/fhir+json"
+DECIDED = ("access.decided",)
 BREAK_THE_GLASS = {"system": V3_ACT_REASON, "code": "BTG", "display": "break the glass"}
 
 Reader = Annotated[Principal, Depends(require_roles(Role.RESIDENT, Role.REGULATOR))]
@@ -43,9 +45,15 @@ def audit_event(leaf_index: int, event: dict[str, Any]) -> dict[str, Any]:
 @router.get(
     "/AuditEvent",
     response_class=JSONResponse,
-    responses={200: {"content": {FHIR_JSON: {}}, "description": "A searchset Bundle"}},
+    responses={
+        200: {
+            "content": {FHIR_JSON: {}},
+            "description": 'A searchset Bundle, a page of it: its link "next" names the next page',
+        }
+    },
 )
 def search_audit_events(
+    request: Request,
     principal: Reader,
     service: Service,
     vault: Annotated[ResidentVault, Depends(get_vault)],
@@ -56,24 +64,34 @@ def search_audit_events(
             description="The patient's pseudonym (or Patient/<pseudonym>).",
         ),
     ],
+    limit: Limit = DEFAULT_LIMIT,
+    after: After = None,
 ) -> JSONResponse:
-    """The access decisions about a patient: residents for themselves, regulators for anyone."""
+    """The access decisions about a patient: residents for themselves, regulators for anyone;
+    a page at a time (``total`` counts them all)."""
     subject = patient.removeprefix("Patient/")
     if principal.role is Role.RESIDENT:
         subject = subject_for(principal, subject, vault)
+    decided, more = split_page(
+        service.records.access_page(kinds=DECIDED, after=after, limit=limit + 1, subject=subject),
+        limit,
+    )
     entries = [
         {
             "fullUrl": f"AuditEvent/leaf-{leaf_index}",
             "resource": audit_event(leaf_index, event),
             "search": {"mode": "match"},
         }
-        for leaf_index, kind, event in service.records.access_for(subject=subject)
-        if kind == "access.decided"
+        for leaf_index, _, event in decided
     ]
+    links = [{"relation": "self", "url": str(request.url)}]
+    if more:
+        links.append({"relation": "next", "url": next_url(request, decided[-1][0])})
     bundle = {
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": len(entries),
+        "total": service.records.count_access(kinds=DECIDED, subject=subject),
+        "link": links,
         "entry": entries,
     }
     return JSONResponse(bundle, media_type=FHIR_JSON)

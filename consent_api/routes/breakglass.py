@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..auth import AUTH_RESPONSES
-from ..breakglass import BreakGlassService, CaseStatus
+from ..breakglass import LATE, BreakGlassService, CaseStatus
 from ..domain.vocab import Category
 from ..errors import NotFoundError
+from ..paging import DEFAULT_LIMIT, After, Limit, link_next, paged_responses, split_page
 from .access import Institution, Now, Regulator, RequestId, problem_response
 
 router = APIRouter(prefix="/v1/break-glass", tags=["break-glass"], responses=AUTH_RESPONSES)
@@ -117,32 +118,43 @@ def open_justification(request_id: RequestId, _: Regulator, service: Service) ->
     )
 
 
-@router.get("")
+@router.get("", responses=paged_responses("A page of cases, by decision leaf"))
 def list_break_glass(
+    request: Request,
+    response: Response,
     _: Regulator,
     service: Service,
     clock: Now,
     overdue: Annotated[
         bool, Query(description="Only those unjustified past their deadline, or justified late.")
     ] = False,
+    limit: Limit = DEFAULT_LIMIT,
+    after: After = None,
 ) -> list[BreakGlassOut]:
-    """Break-glass decisions and their justifications, from the log's projection."""
-    cases = service.cases(clock())
+    """Break-glass decisions and their justifications, from the log's projection, a page at a
+    time (the cursor is the decision's leaf index)."""
+    cases, more = split_page(
+        service.cases(clock(), after=after, limit=limit + 1, late_only=overdue), limit
+    )
+    link_next(request, response, cases[-1][0].decision_leaf_index if more else None)
     return [
         BreakGlassOut(
-            request_id=case.decision["request_id"],
-            subject=case.decision["subject"],
-            requester=case.decision["requester"],
-            holder=case.decision["holder"],
-            categories=case.decision["categories"],
-            at=case.decision["at"],
+            request_id=case.request_id,
+            subject=case.subject,
+            requester=case.requester,
+            holder=case.holder,
+            categories=[Category(c) for c in case.categories],
+            at=datetime.fromisoformat(case.at),
             decision_leaf_index=case.decision_leaf_index,
-            justify_by=case.justify_by,
-            justified_at=case.justified_at,
+            justify_by=datetime.fromisoformat(case.justify_by),
+            justified_at=_instant(case.justified_at),
             justification_leaf_index=case.justification_leaf_index,
-            status=case.status,
-            late=case.late,
+            status=status,
+            late=status in LATE,
         )
-        for case in cases
-        if case.late or not overdue
+        for case, status in cases
     ]
+
+
+def _instant(at: str | None) -> datetime | None:
+    return None if at is None else datetime.fromisoformat(at)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from ledger.anchor_store import AnchorStore
@@ -22,6 +22,7 @@ from ..dependencies import get_ledger, get_vault
 from ..domain.vocab import Category, Purpose
 from ..errors import ForbiddenError
 from ..identity import SUBJECT_PATTERN, ResidentVault
+from ..paging import DEFAULT_LIMIT, After, Limit, link_next, paged_responses, split_page
 from .access import ReliedOn, Service
 
 router = APIRouter(prefix="/v1/me", tags=["history"], responses=AUTH_RESPONSES)
@@ -65,8 +66,10 @@ class HistoryEntry(BaseModel):
     pending_anchor: bool
 
 
-@router.get("/access-history")
+@router.get("/access-history", responses=paged_responses("A page of entries, oldest first"))
 def access_history(
+    request: Request,
+    response: Response,
     principal: Resident,
     service: Service,
     ledger: Annotated[Ledger, Depends(get_ledger)],
@@ -75,13 +78,20 @@ def access_history(
     subject: Annotated[
         str | None, Query(pattern=SUBJECT_PATTERN, description="A child you are guardian of.")
     ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    after: After = None,
 ) -> list[HistoryEntry]:
-    """Every access decision, release and refusal about you (or your child), with receipts."""
+    """Every access decision, release and refusal about you (or your child), with receipts;
+    a page at a time."""
     wanted = subject_for(principal, subject, vault)
+    page, more = split_page(
+        service.records.access_page(
+            kinds=HISTORY_KINDS, after=after, limit=limit + 1, subject=wanted
+        ),
+        limit,
+    )
     entries = []
-    for leaf_index, kind, event in service.records.access_for(subject=wanted):
-        if kind not in HISTORY_KINDS:
-            continue
+    for leaf_index, kind, event in page:
         try:
             receipt: dict[str, Any] | None = build_receipt(ledger, anchors, leaf_index)
         except NotAnchoredError:
@@ -105,4 +115,5 @@ def access_history(
                 pending_anchor=receipt is None,
             )
         )
+    link_next(request, response, page[-1][0] if more else None)
     return entries
