@@ -6,7 +6,13 @@ endpoints over HTTP and the anchors on chain over JSON-RPC, and uses only ``hash
 out).
 
 * ``integrity.audit_integrity`` -- the integrity audit: signatures, anchors, forks,
-  consistency, leaves against anchored roots; incremental from its state directory;
+  consistency, leaves against anchored roots; incremental from its state directory; given a
+  ``lawfulness.Lawfulness``, it also replays the verified leaves as they stream past;
+* ``rules`` -- the consent rules, implemented again; ``replay`` -- judging each leaf by them
+  (uncovered permits and releases, grants reused or expired, break-glass); ``replay_state`` --
+  what the replay keeps between runs; ``openings`` -- guardian lapse dates from the regulator's
+  endpoint; ``report_sections`` -- lawfulness, activity and anchoring in the report;
+  ``resident`` -- every access to one resident's records, proven;
 * ``findings`` -- ``Finding`` (stable ``FindingCode``), ``Report``;
 * ``fetch`` -- the HTTP client; ``state`` -- the state file; ``anchors`` -- chain and claimed
   anchors; ``leaves`` and ``locate`` -- rehashing leaves and locating bad ones; ``lag`` --

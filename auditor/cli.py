@@ -1,15 +1,25 @@
-"""``auditor``: the regulator's integrity audit of a consent-ledger deployment, from the outside.
+"""``auditor``: the regulator's audit of a consent-ledger deployment, from the outside.
 
     auditor --api URL (--rpc URL | --chain-dir DIR) --contract ADDR --state DIR [--json REPORT]
+            [--html REPORT.html] [--token REGULATOR_TOKEN]
+    auditor resident --subject PSEUDONYM (the same options)
 
-Progress goes to stderr, findings to stdout (one line each: code, tree size, leaves, message).
-Exit codes: 0 the audit found nothing, 1 it made findings, 2 it could not be carried out (bad
-usage, the service or the chain unreachable, a damaged or mismatched state directory).
+The audit checks integrity (signatures, anchors, leaves) and replays the verified leaves for
+lawfulness. ``--token`` (or ``AUDITOR_TOKEN``) is a regulator's platform token: with it the
+guardian lapse commitments are opened; without it guardian consents are judged without their
+lapse and counted as unverifiable in the report. ``resident`` also prints, as JSON on stdout,
+every access to one resident's records, each leaf proven, complete up to an anchored size.
+
+Progress goes to stderr, findings to stdout (one line each: code, tree size, leaves, message;
+to stderr for ``resident``, whose stdout is the JSON document). Exit codes: 0 the audit found
+nothing, 1 it made findings, 2 it could not be carried out (bad usage, the service or the
+chain unreachable, a damaged or mismatched state directory, a refused token).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -19,16 +29,22 @@ from contracts.chain import Chain, connect
 from contracts.errors import ChainError
 
 from .errors import AuditError
-from .findings import Report
+from .fetch import LogClient
+from .findings import Findings, Report
+from .html_report import write_html
 from .integrity import audit_integrity
+from .lawfulness import Lawfulness
+from .replay_state import ReplayState
+from .resident import resident_report
+from .state import AuditorState
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_CANNOT_AUDIT = 0, 1, 2
 DEFAULT_MAX_ANCHOR_LAG_S = 3600.0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, resident: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="auditor",
+        prog="auditor resident" if resident else "auditor",
         description="Check a consent-ledger log against its pinned key and the roots anchored "
         "on chain, trusting neither the platform's database nor its API.",
         epilog="Exit codes: 0 no finding, 1 findings, 2 the audit could not be carried out.",
@@ -43,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", type=Path, help="write the JSON report to this file")
     parser.add_argument(
+        "--html",
+        type=Path,
+        help="write the report as one self-contained HTML page with charts (opens offline)",
+    )
+    parser.add_argument(
         "--key",
         type=Path,
         help="the log's verifier key (vkey file) obtained out of band; "
@@ -55,12 +76,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"longest a checkpoint may stay unanchored (default {DEFAULT_MAX_ANCHOR_LAG_S:.0f})",
     )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("AUDITOR_TOKEN"),
+        help="a regulator's platform token, to open guardian lapse commitments "
+        "(default: $AUDITOR_TOKEN; without one they are counted as unverifiable)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    if resident:
+        parser.add_argument(
+            "--subject", required=True, help="the resident's pseudonymous subject id"
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    resident = bool(argv) and argv[0] == "resident"
+    parser = build_parser(resident=resident)
+    if resident:
+        argv = argv[1:]
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 after --help
@@ -80,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chain = _connect(args.rpc, args.chain_dir)
     except (ChainError, ValueError) as exc:
         return _fail(f"cannot reach the chain: {exc}")
+    lawfulness = Lawfulness(args.state, token=args.token or None, progress=progress)
     with chain:
         try:
             report = audit_integrity(
@@ -90,18 +126,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_anchor_lag_s=args.max_anchor_lag,
                 trusted_key=trusted_key,
                 progress=progress,
+                lawfulness=lawfulness,
             )
+            document = _resident(args, lawfulness, report) if resident else None
         except (AuditError, ChainError) as exc:
             return _fail(str(exc))
     for finding in report.findings:
-        print(_line(finding.to_dict()))
-    if args.json is not None:
-        try:
+        print(_line(finding.to_dict()), file=sys.stderr if resident else sys.stdout)
+    if document is not None:
+        print(json.dumps(document, indent=2, sort_keys=True))
+    try:
+        if args.json is not None:
             _write(args.json, report)
-        except OSError as exc:
-            return _fail(f"cannot write the report: {exc}")
+        if args.html is not None:
+            write_html(args.html, report.to_dict())
+    except OSError as exc:
+        return _fail(f"cannot write the report: {exc}")
     progress(_summary(report))
     return EXIT_CLEAN if report.ok else EXIT_FINDINGS
+
+
+def _resident(
+    args: argparse.Namespace, lawfulness: Lawfulness, report: Report
+) -> dict[str, object]:
+    state = AuditorState.load(args.state)
+    findings = Findings()
+    with LogClient(args.api) as log:
+        document = resident_report(
+            log, state, lawfulness.committed or ReplayState(), args.subject, findings
+        )
+    report.findings.extend(findings.items)
+    return document
 
 
 def _connect(rpc: str | None, chain_dir: Path | None) -> Chain:
@@ -133,7 +188,20 @@ def _summary(report: Report) -> str:
         f"{stats.leaves_hashed} leaves hashed, {stats.requests} requests, {stats.elapsed_s:.2f} s"
     )
     verdict = "no finding" if report.ok else f"{len(report.findings)} finding(s)"
-    return f"{verdict}; {head}; {work}"
+    replay = ""
+    if report.lawfulness is not None:
+        law = report.lawfulness
+        replay = (
+            f"; replayed {law['replayed_size']} leaves ({stats.leaves_replayed} new): "
+            f"{law['permits']} permits, {law['denials']} denials, {law['releases']} releases, "
+            f"{law['breakglass']} break-glass"
+        )
+        if law["unverifiable_guardian_consents"]:
+            replay += (
+                f"; {law['unverifiable_guardian_consents']} guardian consents judged without "
+                "their lapse date (unverifiable: no regulator token, or no opening)"
+            )
+    return f"{verdict}; {head}; {work}{replay}"
 
 
 def _write(path: Path, report: Report) -> None:

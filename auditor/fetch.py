@@ -9,12 +9,14 @@ Non-2xx answers raise ``ApiStatusError``, bodies that are not what the endpoint 
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import httpx
+import orjson
 
 from hashing.checkpoint import decode_base64_strict
 
@@ -89,25 +91,24 @@ class LogClient:
 
         Stops early when the service has no more. A gap in the indices is passed on (it is
         evidence about the log); indices that go backwards or out of the range are malformed.
+        Each page is checked whole before its first leaf is passed on.
         """
+        # Measured: fetching the next page in a thread while the caller works did not pay, on
+        # two cores (the thread waits for the GIL after every read of the socket).
+        for page in self._pages(start, end):
+            self.leaves_fetched += len(page)
+            yield from page
+
+    def _pages(self, start: int, end: int) -> Iterator[list[ServedLeaf]]:
         position = start
         while position < end:
-            url, page = self._json("/v1/log/leaves", {"start": position, "end": end})
+            url, page = self._json("/v1/log/leaves", {"start": position, "end": end}, fast=True)
             items = _member(url, page, "leaves", list)
             if not items:
                 return
-            last = position - 1
-            for item in items:
-                leaf = _leaf(url, item)
-                if not last < leaf.leaf_index < end:
-                    raise MalformedResponseError(
-                        url,
-                        f"leaf_index {leaf.leaf_index} after {last} in a page for [{start}, {end})",
-                    )
-                last = leaf.leaf_index
-                self.leaves_fetched += 1
-                yield leaf
-            position = last + 1
+            leaves = _page_of_leaves(url, items, position - 1, start, end)
+            yield leaves
+            position = leaves[-1].leaf_index + 1
 
     def inclusion_proof(self, leaf_index: int, tree_size: int) -> list[bytes]:
         """The sibling hashes the service offers for ``leaf_index`` in the tree of ``tree_size``."""
@@ -161,11 +162,13 @@ class LogClient:
                 return None
             raise
 
-    def _json(self, path: str, params: dict[str, int]) -> tuple[str, Any]:
+    def _json(self, path: str, params: dict[str, int], *, fast: bool = False) -> tuple[str, Any]:
         response = self._get(path, params)
         try:
-            return str(response.url), response.json()
-        except ValueError as exc:
+            # orjson for the bulk of an audit, the leaf pages: it rejects a little more than
+            # the json module (numbers beyond 64 bits), which no leaf page holds.
+            return str(response.url), orjson.loads(response.content) if fast else response.json()
+        except ValueError as exc:  # orjson.JSONDecodeError is one
             raise MalformedResponseError(str(response.url), "the body is not JSON") from exc
 
 
@@ -208,6 +211,36 @@ def _base64(url: str, what: str, text: Any) -> bytes:
 
 def _hashes(url: str, items: list[Any]) -> list[bytes]:
     return [_base64(url, f"proof[{n}]", item) for n, item in enumerate(items)]
+
+
+def _page_of_leaves(
+    url: str, items: list[Any], last: int, start: int, end: int
+) -> list[ServedLeaf]:
+    """The leaves of one page, checked: increasing indices within ``[start, end)`` after
+    ``last``, leaf data in canonical base64."""
+    leaves = []
+    a2b, b2a = binascii.a2b_base64, binascii.b2a_base64
+    for item in items:
+        # The common case inline (about 4x faster than ``_leaf``): an object with an int index
+        # and a string that is the canonical base64 of what it decodes to. Anything else goes
+        # through ``_leaf``, which names what is wrong.
+        try:
+            index, text = item["leaf_index"], item["leaf_data"]
+            if type(index) is not int or type(text) is not str:
+                raise TypeError
+            data = a2b(text)
+            if b2a(data, newline=False) != text.encode("ascii"):
+                raise ValueError
+            leaf = ServedLeaf(index, data)
+        except (KeyError, TypeError, ValueError):
+            leaf = _leaf(url, item)
+        if not last < leaf.leaf_index < end:
+            raise MalformedResponseError(
+                url, f"leaf_index {leaf.leaf_index} after {last} in a page for [{start}, {end})"
+            )
+        last = leaf.leaf_index
+        leaves.append(leaf)
+    return leaves
 
 
 def _leaf(url: str, item: Any) -> ServedLeaf:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 
 class FindingCode(StrEnum):
@@ -34,6 +35,28 @@ class FindingCode(StrEnum):
     """A served leaf is the 64-byte preimage of an interior node of the trusted tree."""
     TRUNCATED = "truncated"
     """The service serves a smaller tree than one anchored on chain (or signed)."""
+
+    # Lawfulness: the replay of the verified leaves (``auditor.replay``).
+    UNCOVERED_PERMIT = "uncovered-permit"
+    """A permit no consent in force covered (or a deny provision, revocation, lapse forbade)."""
+    UNCOVERED_RELEASE = "uncovered-release"
+    """A release without a matching permit, to other parties, or no longer covered."""
+    GRANT_REUSED = "grant-reused"
+    """A grant redeemed more than once."""
+    GRANT_EXPIRED = "grant-expired"
+    """A grant redeemed at or after its expiry."""
+    BREAKGLASS_INVALID = "breakglass-invalid"
+    """A break-glass permit for a purpose or category that is not an emergency one."""
+    BREAKGLASS_LATE = "breakglass-late"
+    """A break-glass permit justified after its deadline."""
+    BREAKGLASS_UNJUSTIFIED = "breakglass-unjustified"
+    """A break-glass permit still unjustified past its deadline at audit time."""
+    BAD_REFERENCE = "bad-reference"
+    """An event names a leaf (a consent it relied on, its decision) that is not that leaf."""
+    LAPSE_MISMATCH = "lapse-mismatch"
+    """The lapse date the service opens does not match the commitment in the leaf."""
+    BAD_EVENT = "bad-event"
+    """A verified leaf that is not a known event, or lacks what its kind carries."""
 
 
 #: Findings about timeliness only: the tree itself was verified despite them.
@@ -100,6 +123,7 @@ class AuditStats:
     leaves_hashed: int = 0
     anchors_read: int = 0
     anchor_claims_checked: int = 0
+    leaves_replayed: int = 0
     elapsed_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,13 +133,14 @@ class AuditStats:
             "leaves_hashed": self.leaves_hashed,
             "anchors_read": self.anchors_read,
             "anchor_claims_checked": self.anchor_claims_checked,
+            "leaves_replayed": self.leaves_replayed,
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
 
 @dataclass
 class Report:
-    """The outcome of one integrity audit."""
+    """The outcome of one audit: integrity, and lawfulness when the replay ran."""
 
     api_url: str
     chain_id: int
@@ -127,6 +152,12 @@ class Report:
     anchored_size: int = 0
     findings: list[Finding] = field(default_factory=list)
     stats: AuditStats = field(default_factory=AuditStats)
+    anchoring: list[dict[str, Any]] = field(default_factory=list)
+    """Each anchor read from the chain: tree_size, block_number, block_time, lag_s."""
+    lawfulness: dict[str, int] | None = None
+    """The replay's counters (None: the lawfulness replay did not run)."""
+    activity: dict[str, list[dict[str, Any]]] | None = None
+    """Accesses aggregated by day and parties, and every break-glass case."""
 
     @property
     def ok(self) -> bool:
@@ -153,7 +184,12 @@ class Report:
             "anchored_size": self.anchored_size,
             "findings": [finding.to_dict() for finding in self.findings],
             "stats": self.stats.to_dict(),
+            "anchoring": self.anchoring,
+            **({} if self.lawfulness is None else {"lawfulness": self.lawfulness}),
+            **({} if self.activity is None else {"activity": self.activity}),
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        # orjson: the activity section of a long log has many thousand entries.
+        text = orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        return text.decode("utf-8") + "\n"

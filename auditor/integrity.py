@@ -40,7 +40,9 @@ from .errors import ApiStatusError, AuditError, ConfigurationError, MalformedRes
 from .fetch import LogClient
 from .findings import FindingCode, Findings, Report
 from .lag import check_lag
+from .lawfulness import Lawfulness
 from .leaves import LeafCheck, Roots
+from .report_sections import anchoring_section
 from .state import AuditorState, KnownAnchor, VerifiedHead
 
 Progress = Callable[[str], None]
@@ -62,16 +64,21 @@ def audit_integrity(
     trusted_key: str | None = None,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
+    lawfulness: Lawfulness | None = None,
 ) -> Report:
     """Audit the log served at ``api_url`` against the registry at ``contract_address``.
 
     ``http`` replaces the HTTP client (a test's client for the app, say); ``trusted_key`` is a
     vkey the regulator obtained out of band (otherwise the served key is pinned on first use);
-    ``clock`` gives the time used for the anchoring-lag limit. Raises ``AuditError`` (or the
-    chain's ``ChainError``) when the audit cannot be carried out; findings are in the report.
+    ``clock`` gives the time used for the anchoring-lag limit (and break-glass deadlines);
+    ``lawfulness``, when given, replays the verified leaves as they stream past. Raises
+    ``AuditError`` (or the chain's ``ChainError``) when the audit cannot be carried out;
+    findings are in the report.
     """
     started = time.monotonic()
     state = AuditorState.load(state_dir)
+    if lawfulness is not None:
+        lawfulness.load(state)
     try:
         registry = AnchorRegistryClient.at(chain, contract_address)
     except (AnchorMismatchError, ValueError) as exc:
@@ -81,11 +88,26 @@ def audit_integrity(
     state.pin("chain_id", chain.chain_id)
     state.pin("contract", registry.address)
     report = Report(api_url=api_url, chain_id=chain.chain_id, contract=registry.address)
-    with LogClient(api_url, http=http) as log:
-        _Audit(log, registry, state, report, max_anchor_lag_s, progress, clock).run(trusted_key)
+    client = (
+        LogClient(api_url, http=http) if lawfulness is None else lawfulness.client(api_url, http)
+    )
+    with client as log:
+        audit = _Audit(log, registry, state, report, max_anchor_lag_s, progress, clock)
+        audit.lawfulness, audit.http = lawfulness, http
+        audit.run(trusted_key)
         report.stats.requests = log.requests
         report.stats.leaves_fetched = log.leaves_fetched
+    if lawfulness is not None:
+        lawfulness.settle(state)
     state.save(state_dir)
+    event_time = None
+    if lawfulness is not None:
+        lawfulness.after_save(state)
+        lawfulness.fill(report, state, clock())
+        event_time = (
+            None if lawfulness.committed is None else lawfulness.committed.anchored_event_time
+        )
+    report.anchoring = anchoring_section(state.anchors, event_time)
     report.verified_size = state.verified_size
     report.verified_root = None if state.verified is None else state.verified.root_hash
     report.stats.elapsed_s = time.monotonic() - started
@@ -115,6 +137,8 @@ class _Audit:
         report.findings = self.findings.items
         self.roots: dict[int, Roots] = {}
         self.anchors: dict[int, KnownAnchor] = {}
+        self.lawfulness: Lawfulness | None = None
+        self.http: httpx.Client | None = None
 
     def commit(self, size: int, root: bytes, source: str) -> None:
         self.roots.setdefault(size, {}).setdefault(root, []).append(source)
@@ -289,12 +313,20 @@ class _Audit:
     def _check_leaves(self, latest: Checkpoint | None, note: str | None) -> VerifiedHead | None:
         """Rehash the new leaves; the new verified head, if the latest checkpoint was reached."""
         start = self.state.verified_size
+        if self.lawfulness is not None and latest is not None:
+            self.lawfulness.before_leaves(
+                self.log, self.http, self.state, latest.tree_size, self.findings
+            )
         targets = {size: roots for size, roots in self.roots.items() if size > start}
         if not targets:
             return None
         base = self.state.verified.compact_range() if self.state.verified else CompactRange()
         check = LeafCheck(self.log, self.findings, self.say)
-        frontiers = check.run(base, targets)
+        try:
+            frontiers = check.run(base, targets)
+        finally:
+            if self.lawfulness is not None:
+                self.lawfulness.disarm(self.log)
         self.report.stats.leaves_hashed += check.leaves_hashed
         if latest is None or note is None or latest.tree_size not in frontiers:
             return None

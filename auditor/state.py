@@ -4,9 +4,10 @@ It pins what the auditor learned on first use (the log's public key and origin, 
 registry), and keeps what makes the next run incremental: the last verified checkpoint with the
 compact-range frontier at its size (so only newer leaves are hashed), the anchors already read
 from the chain and the block read up to, and when each not yet anchored checkpoint was first
-seen (for the anchoring-lag limit). Bytes inside; hex only in the file. The file is replaced
-atomically, and loading checks it (the frontier must hash to the recorded root), so a damaged
-file stops the audit instead of silently vouching for a log.
+seen (for the anchoring-lag limit), and which blob holds the lawfulness replay of the verified
+leaves (``replay_state``; written before this file names it). Bytes inside; hex only in the
+file. The file is replaced atomically, and loading checks it (the frontier must hash to the
+recorded root), so a damaged file stops the audit instead of silently vouching for a log.
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ class Observation:
     first_seen: float
 
 
+@dataclass(frozen=True)
+class ReplayRef:
+    """The lawfulness replay's state blob that goes with this state (``auditor.replay_state``)."""
+
+    file: str
+    sha256: str
+    tree_size: int
+
+
 @dataclass
 class AuditorState:
     log_key: str | None = None
@@ -70,6 +80,7 @@ class AuditorState:
     scanned_to_block: int = -1
     anchors_checked_to: int = 0
     observations: list[Observation] = field(default_factory=list)
+    replay: ReplayRef | None = None
 
     @property
     def verified_size(self) -> int:
@@ -145,6 +156,13 @@ def _to_dict(state: AuditorState) -> dict[str, Any]:
         "observations": [
             {"tree_size": o.tree_size, "first_seen": o.first_seen} for o in state.observations
         ],
+        "replay": None
+        if state.replay is None
+        else {
+            "file": state.replay.file,
+            "sha256": state.replay.sha256,
+            "tree_size": state.replay.tree_size,
+        },
     }
 
 
@@ -173,6 +191,16 @@ def _from_dict(data: Any) -> AuditorState:
         )
         for a in data["anchors"]
     ]
+    replay = None
+    if data.get("replay") is not None:  # absent from states written before the replay existed
+        r = data["replay"]
+        replay = ReplayRef(
+            file=_str(r["file"], "replay.file"),
+            sha256=_hash(r["sha256"], "replay.sha256").hex(),
+            tree_size=_int(r["tree_size"], "replay.tree_size"),
+        )
+        if verified is None or replay.tree_size != verified.tree_size:
+            raise ValueError("the replay state is not of the verified tree size")
     sizes = [a.tree_size for a in anchors]
     if sizes != sorted(set(sizes)):
         raise ValueError("anchors are not in strictly increasing tree size")
@@ -192,6 +220,7 @@ def _from_dict(data: Any) -> AuditorState:
             )
             for o in data["observations"]
         ],
+        replay=replay,
     )
 
 

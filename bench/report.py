@@ -94,6 +94,21 @@ def render() -> str:
                 f"{r['ping_per_s']:,}/s, p99 {r['ping_p99_ms']} ms | {r['ratio_to_ping']} |"
             )
         parts.append("")
+    audit = _load("audit")
+    if audit:
+        parts.append(f"Auditing over HTTP from a live server, embedded chain ({audit['when']}):\n")
+        parts.append(
+            "| events | full audit | events/s | incremental audit, +1,000 events | events/s "
+            "| SHA-256 alone, same run | ratio (full) |"
+        )
+        parts.append("|---|---|---|---|---|---|---|")
+        for r in audit["rows"]:
+            parts.append(
+                f"| {r['events']:,} | {r['full_s']} s | {r['full_events_per_s']:,} | "
+                f"{r['incremental_s']} s | {r['incremental_events_per_s']:,} | "
+                f"{r['sha256_per_s']:,}/s | {r['full_ratio_to_sha256']} |"
+            )
+        parts.append("")
     return "\n".join(parts)
 
 

@@ -50,8 +50,15 @@ def test_exit_codes_and_report_against_a_live_server(
 
         with deployment.db() as conn:  # the running service now serves a rewritten leaf
             conn.execute("UPDATE leaf SET leaf_data = ? WHERE leaf_index = 4", (b"{}",))
-        assert main(args(deployment, server.url, tmp_path / "again", "--quiet")) == 1
+        html_path = tmp_path / "again" / "report.html"
+        again = args(
+            deployment, server.url, tmp_path / "again", "--quiet", "--html", str(html_path)
+        )
+        assert main(again) == 1
         report = json.loads((tmp_path / "again" / "report.json").read_text())
+        page = html_path.read_text(encoding="utf-8")  # the same report, as a page
+        assert page.startswith("<!DOCTYPE html>") or page.lower().startswith("<!doctype html>")
+        assert "leaves-mismatch" in page
         assert report["ok"] is False
         assert {f["code"] for f in report["findings"]} == {"leaves-mismatch"}
         assert all(f["leaf_indices"] == [4] for f in report["findings"])

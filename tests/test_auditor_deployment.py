@@ -48,7 +48,23 @@ Edit = Callable[[httpx.Request, httpx.Response], httpx.Response]
 
 
 def event(n: int, tag: str = "") -> Event:
-    return ("access.decided", {"request_id": f"r-{n}{tag}", "decision": "permit"})
+    """A denial, as the service logs one (so the auditor's lawfulness replay has no finding)."""
+    return ("access.decided", {**DENIAL, "request_id": f"r-{n}{tag}"})
+
+
+DENIAL: dict[str, Any] = {
+    "subject": "s-audit",
+    "requester": "h-requester",
+    "requester_type": "hospital",
+    "holder": "h-holder",
+    "categories": ["lab-results"],
+    "purpose": "treatment",
+    "at": "2026-01-01T00:00:00.000000Z",
+    "decision": "deny",
+    "reason": "no-consent",
+    "relied_on": [],
+    "breakglass": False,
+}
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench import anchor_scale, log_scale
+import pytest
+
+from bench import anchor_scale, audit_scale, log_scale
 
 
 def test_append_rate_run_works() -> None:
@@ -29,3 +31,23 @@ def test_anchor_run_reports_constant_batch_gas() -> None:
     assert rows[0]["per_event_measured"] is True
     assert rows[1]["per_event_measured"] is False
     assert rows[1]["per_event_gas"] > rows[1]["batch_gas"]
+
+
+def test_audit_run_audits_a_served_deployment() -> None:
+    row = audit_scale.audit_rate(400, increment=50, increments=2, anchor_every=150)
+    assert row["full_ok"] is True
+    assert row["incremental_ok"] is True
+    assert row["full_leaves_hashed"] == 400
+    assert row["incremental_leaves_hashed"] == 50
+    assert row["full_events_per_s"] > 0
+    assert row["incremental_events_per_s"] > 0
+    assert row["full_ratio_to_sha256"] > 0
+
+
+@pytest.mark.slow
+def test_audit_run_at_a_million_events() -> None:
+    """The README's 1M figure (minutes): ``pytest -m slow``, or ``python -m bench.scale``."""
+    row = audit_scale.audit_rate(1_000_000)
+    assert row["full_ok"] is True
+    assert row["incremental_ok"] is True
+    assert row["full_leaves_hashed"] == 1_000_000
