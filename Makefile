@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NPM_STAMP := node_modules/.installed-stamp
 
-.PHONY: setup demo test lint fmt pg bench bench-scale clean
+.PHONY: setup demo test lint fmt pg browser bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,7 +34,13 @@ fmt: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: setup pg lint
+# Debian's chromium for the browser tests (tests/e2e); playwright-core never downloads one.
+# A CJK font so that the Chinese pages' screenshots show characters.
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	fc-list :lang=zh | grep -q . || (apt-get update && apt-get install -y --no-install-recommends fonts-wqy-microhei)
+
+test: setup pg browser lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 demo: setup

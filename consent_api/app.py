@@ -35,7 +35,9 @@ from .routes import (
     health,
     history,
     log,
+    web,
 )
+from .routes import lapse as lapse_openings
 from .settings import ApiSettings
 
 
@@ -94,6 +96,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             stop.set()
             if worker is not None:
                 worker.join(timeout=30)
+            app.state.access.close()  # decisions in flight finish, through the committer
             committer.close()
             records.mark_complete(ledger.tree_size())
             anchorer.close()
@@ -118,5 +121,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(breakglass.router)
     app.include_router(history.router)
     app.include_router(audit_fhir.router)
+    app.include_router(lapse_openings.router)
+    app.include_router(web.router)  # the apps' pages, and the small API only they need
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Self
 
 from pydantic import Field, model_validator
@@ -41,6 +42,14 @@ class ApiSettings(BaseSettings):
     )
     breakglass_justify_within: int = Field(
         default=86_400, gt=0, description="A break-glass access must be justified within, seconds."
+    )
+    audit_report: Path | None = Field(
+        default=None, description="The auditor's JSON report (auditor --json), for regulators."
+    )
+    explorer_tx_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]*\{tx\}[^\s]*$",
+        description="Where the consoles link an anchor's transaction, with {tx} for its hash.",
     )
 
     @model_validator(mode="after")

@@ -56,6 +56,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "GET /v1/break-glass": REGULATOR,
     "GET /v1/me/access-history": RESIDENT,
     "GET /fhir/AuditEvent": RESIDENT | REGULATOR,
+    "GET /v1/institutions": PUBLIC - {"anonymous"},
+    "GET /v1/audit/report": REGULATOR,
+    "GET /v1/regulator/lapse-openings": REGULATOR,
 }
 
 

@@ -1,0 +1,4 @@
+// The service's home page: links to the three apps.
+import { startPage } from "./common.js";
+
+startPage();

@@ -1,0 +1,98 @@
+// "Who viewed my records": the resident's access history, each entry with the mark this
+// browser computes from its receipt (receipt.js) under the log key pinned on first use.
+
+import { attempt, short } from "./common.js";
+import { $, clear, h } from "./dom.js";
+import { formatTime, list, t, term } from "./i18n.js";
+import { loadVerifier } from "./note.js";
+import { verifyEntry } from "./receipt.js";
+import { api, field, granteeWords, institutionName, state, subjectQuery } from "./resident-common.js";
+
+const KEY_PIN = "consent-ledger.log-key";
+const OUTCOME_KEYS = { permit: "permit", deny: "deny", released: "released", refused: "refused" };
+
+async function logVerifier() {
+  const served = (await api.text("/v1/log/key")).trim();
+  const pinned = localStorage.getItem(KEY_PIN);
+  if (pinned && pinned !== served) return { verifier: null, text: pinned, changed: true };
+  if (!pinned) localStorage.setItem(KEY_PIN, served);
+  return { verifier: await loadVerifier(served), text: served, changed: false };
+}
+
+function markFor(result) {
+  const text = {
+    verified: t("resident.mark.verified"),
+    failed: t("resident.mark.failed"),
+    pending: t("resident.mark.pending"),
+  }[result.status];
+  const mark = h(
+    "p",
+    { class: `mark ${result.status}`, "data-testid": "mark", "data-reason": result.code || null },
+    h("span", { class: "mark-symbol", "aria-hidden": "true", text: { verified: "✓", failed: "✗", pending: "…" }[result.status] }),
+    h("span", { text }),
+  );
+  if (result.status === "verified") {
+    mark.append(h("span", { class: "mark-detail", text: t("resident.mark.anchored", { size: result.anchor.tree_size, block: result.anchor.block_number }) }));
+  }
+  if (result.status === "failed") {
+    mark.append(
+      h("span", { class: "mark-reason", text: t(`verify.${result.code}`) }),
+      h("code", { class: "mark-detail", text: result.reason }),
+    );
+  }
+  return mark;
+}
+
+function reliedWords(entry) {
+  if (!entry.relied_on.length) return t("resident.history.no-consent");
+  return list(
+    entry.relied_on.map((r) => {
+      const consent = state.consents.get(r.consent_id);
+      const who = consent ? ` · ${granteeWords(consent.grantee)}` : "";
+      return `${short(r.consent_id)}${who}`;
+    }),
+  );
+}
+
+async function historyItem(entry, key) {
+  const result = key.changed
+    ? { status: "failed", code: "key-changed", reason: key.text }
+    : await verifyEntry(entry, key.verifier);
+  const outcome = t(`resident.outcome.${OUTCOME_KEYS[entry.decision]}`);
+  return h(
+    "li",
+    {
+      class: `card entry ${entry.decision}`,
+      "data-leaf-index": entry.leaf_index,
+      "data-kind": entry.kind,
+      "data-decision": entry.decision,
+      "data-verified": result.status,
+    },
+    h("div", { class: "entry-head" }, h("strong", { text: outcome }), h("time", { datetime: entry.at, text: formatTime(entry.at) })),
+    entry.breakglass ? h("p", { class: "flag", text: t("resident.history.breakglass") }) : null,
+    h(
+      "dl",
+      {},
+      field(t("resident.history.institution"), institutionName(entry.requester)),
+      field(t("resident.history.purpose"), term("purpose", entry.purpose)),
+      field(t("resident.history.records"), list(entry.categories.map((c) => term("category", c)))),
+      field(t("resident.history.holder"), institutionName(entry.holder)),
+      field(t("resident.history.consent"), reliedWords(entry)),
+      entry.reason && entry.decision === "deny" ? field(t("resident.history.reason"), term("reason", entry.reason)) : null,
+      entry.refusal ? field(t("resident.history.reason"), term("refusal", entry.refusal)) : null,
+    ),
+    markFor(result),
+  );
+}
+
+export async function loadHistory() {
+  const entries = await attempt(() => api.getAll(`/v1/me/access-history${subjectQuery()}`));
+  if (!entries) return;
+  const key = await attempt(logVerifier);
+  if (!key) return;
+  $("#log-key").textContent = key.text.split("+").slice(0, 2).join("+");
+  const items = await Promise.all([...entries].reverse().map((e) => historyItem(e, key)));
+  clear($("#history-list"), items.length ? items : h("li", { class: "empty", text: t("resident.history.none") }));
+  $("#history-list").dataset.loaded = String(Date.now());
+}
+

@@ -1,0 +1,87 @@
+"""The apps in a real browser: Debian's chromium driven by playwright-core (tests/e2e/*.mjs)
+against a real ``consent-ledger serve``. Each script exits non-zero on the first thing that
+does not hold and writes its screenshots to docs/screenshots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from consent_api.auth import sign_institution_token
+from tests.e2e import world as world_module
+from tests.e2e.world import World, require_browser, run_script, start_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    require_browser()
+    world = start_world(Path(tmp_path_factory.mktemp("web-e2e")))
+    try:
+        yield world
+    finally:
+        world.client.close()
+        world.server.stop()
+
+
+def test_resident_grants_hospital_requests_resident_revokes_and_sees_both(world: World) -> None:
+    run_script(world, "resident_story.mjs")
+
+
+def test_a_tampered_proof_shows_as_not_verified(world: World) -> None:
+    tao = world.residents["tao"]
+    grant = {
+        "grantee": {"institution": "h-east"},
+        "categories": ["imaging"],
+        "purposes": ["referral"],
+    }
+    response = world.client.post("/v1/consents", json=grant, headers=world.as_resident("tao"))
+    assert response.status_code == 201, response.text
+    east = world.institutions["h-east"]
+    for purpose in ("referral", "research", "referral"):  # permits and a denial
+        body = {
+            "subject": tao["subject"],
+            "holder": "h-west",
+            "categories": ["imaging"],
+            "purpose": purpose,
+        }
+        answer = world.client.post("/v1/access-requests", json=body, headers=east.headers())
+        assert answer.status_code == 201, answer.text
+    entries = world.wait_until_anchored("tao")
+    assert any(entry["receipt"]["proof"] for entry in entries)
+    run_script(world, "resident_tamper.mjs")
+
+
+def test_hospital_opens_break_glass_and_files_its_justification(world: World) -> None:
+    north = world.institutions["c-north"]
+    run_script(world, "hospital_breakglass.mjs", sign_institution_token(north.key, north.id, 300))
+
+
+def test_regulator_sees_an_unjustified_break_glass_as_overdue(world: World) -> None:
+    body = {
+        "subject": world.residents["jun"]["subject"],
+        "holder": "h-west",
+        "categories": ["emergency-stroke"],
+        "purpose": "emergency",
+        "emergency": True,
+    }
+    east = world.institutions["h-east"]
+    answer = world.client.post("/v1/access-requests", json=body, headers=east.headers())
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["breakglass"] is True
+    denial = {**body, "categories": ["imaging"], "purpose": "research", "emergency": False}
+    assert world.client.post("/v1/access-requests", json=denial, headers=east.headers()).is_success
+    run_script(world, "regulator_console.mjs", answer.json()["request_id"])
+
+
+def test_without_chromium_the_browser_tests_fail_in_ci_and_skip_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(world_module, "CHROMIUM", Path("/nonexistent/chromium"))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="make browser"):
+        require_browser()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="make browser"):
+        require_browser()
