@@ -24,7 +24,6 @@ a deactivation counts at once in this process and within a second in other worke
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 import threading
@@ -51,7 +50,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from ledger.errors import KeyFileError
-from ledger.settings import LedgerSettings
 
 from .domain.vocab import InstitutionType
 from .errors import PROBLEM_JSON, ForbiddenError, InvalidTokenError, UnauthorizedError
@@ -458,29 +456,3 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
         return principal
 
     return check_role
-
-
-# -- command line ----------------------------------------------------------------------------
-
-
-def register_cli(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add ``issue-token`` to the ``consent-ledger`` command line (``sub`` from add_subparsers)."""
-    text = "print a platform token (whoever holds the data dir is the platform's identity provider)"
-    command = sub.add_parser("issue-token", parents=[common], help=text, description=text)
-    command.add_argument("--role", required=True, choices=sorted(r.value for r in PLATFORM_ROLES))
-    command.add_argument(
-        "--subject", required=True, help="a resident's subject id, or an account id"
-    )
-    command.add_argument("--ttl", type=int, default=None, help="seconds (default: token_ttl)")
-    command.set_defaults(handler=cmd_issue_token)
-
-
-def cmd_issue_token(args: argparse.Namespace) -> int:
-    overrides = {
-        name: getattr(args, name)
-        for name in ("data_dir", "database_url", "origin")
-        if getattr(args, name, None) is not None
-    }
-    settings = ApiSettings(ledger=LedgerSettings(**overrides))
-    print(issue_token(settings, args.role, args.subject, args.ttl))
-    return 0

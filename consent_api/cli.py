@@ -16,6 +16,7 @@ from ledger.errors import ConfigurationError
 from ledger.settings import LedgerSettings
 
 from . import auth
+from .settings import ApiSettings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -91,8 +92,33 @@ def register_demo(sub: Any, common: argparse.ArgumentParser) -> None:
     command.set_defaults(handler=cmd_demo)
 
 
+def register_issue_token(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``issue-token`` to the ``consent-ledger`` command line (``sub`` from add_subparsers)."""
+    text = "print a platform token (whoever holds the data dir is the platform's identity provider)"
+    command = sub.add_parser("issue-token", parents=[common], help=text, description=text)
+    command.add_argument(
+        "--role", required=True, choices=sorted(r.value for r in auth.PLATFORM_ROLES)
+    )
+    command.add_argument(
+        "--subject", required=True, help="a resident's subject id, or an account id"
+    )
+    command.add_argument("--ttl", type=int, default=None, help="seconds (default: token_ttl)")
+    command.set_defaults(handler=cmd_issue_token)
+
+
+def cmd_issue_token(args: argparse.Namespace) -> int:
+    overrides = {
+        name: getattr(args, name)
+        for name in ("data_dir", "database_url", "origin")
+        if getattr(args, name, None) is not None
+    }
+    settings = ApiSettings(ledger=LedgerSettings(**overrides))
+    print(auth.issue_token(settings, args.role, args.subject, args.ttl))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return ledger_cli.main(argv, extensions=[register_serve, auth.register_cli, register_demo])
+    return ledger_cli.main(argv, extensions=[register_serve, register_issue_token, register_demo])
 
 
 if __name__ == "__main__":

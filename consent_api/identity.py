@@ -46,8 +46,9 @@ from sqlalchemy import exc as sa_exc
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from ledger.engine import RawReader
 from ledger.errors import IntegrityError, KeyFileError
-from ledger.store import LedgerStore, RawReader
+from ledger.store import LedgerStore
 
 from .errors import ErasedError, UnknownSubjectError
 from .keyfiles import load_or_create_secret

@@ -41,9 +41,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
 
 from ledger.batcher import EventRows
+from ledger.engine import RawReader
 from ledger.events import decode_leaf
 from ledger.log import Ledger
-from ledger.store import LedgerStore, RawReader
+from ledger.store import LedgerStore
 
 from .cases import (
     BREAKGLASS_CASE,

@@ -9,7 +9,6 @@ leaves they belong to, or not at all.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,22 +18,17 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    create_engine,
-    event,
     insert,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 from sqlmodel import SQLModel
 
 from hashing import EMPTY_ROOT, CompactRange, NodeID, node_hash
 
-from .errors import ConfigurationError, IntegrityError, TreeSizeError
+from .engine import RawReader, bulk_insert, insert_ignore, make_engine
+from .errors import IntegrityError, TreeSizeError
 from .events import EncodedEvent
 from .models import AnchorRow, CheckpointRow, Leaf, LogHead, LogMeta, TreeNode
 
@@ -50,12 +44,6 @@ _MOVE_HEAD_SQL = "UPDATE log_head SET tree_size = ?, root_hash = ? WHERE id = 1"
 
 # Keeps each IN list well inside every driver's parameter limits.
 _CHUNK = 200
-# Connections kept open per engine. A service thread that finds none idle opens one and closes it
-# after its transaction: on PostgreSQL that forks a server process each time, so under load the
-# pool must hold as many as run at once (the API's thread pool has 40 threads). PostgreSQL's own
-# limit (100 by default) is shared by all worker processes, so its pools stay smaller.
-_SQLITE_POOL = {"pool_size": 40, "max_overflow": 10}
-_POSTGRESQL_POOL = {"pool_size": 20, "max_overflow": 10}
 _SCHEMA_LOCK = 0x636F6E73656E74  # an arbitrary advisory-lock key for schema creation
 _LEAF_COLUMNS = ("leaf_index", "kind", "leaf_data", "leaf_hash", "appended_at")
 _NODE_COLUMNS = ("level", "node_index", "hash")
@@ -82,105 +70,6 @@ class StoredCheckpoint:
     created_at: float
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for SQLite (WAL, full sync, immediate write transactions) or PostgreSQL."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise ConfigurationError(f"not a database URL: {url!r}") from exc
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return _sqlite_engine(url)
-    if backend == "postgresql":
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True, **_POSTGRESQL_POOL)
-    raise ConfigurationError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
-
-
-def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(
-        url, connect_args={"timeout": 60, "check_same_thread": False}, **_SQLITE_POOL
-    )
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event own the transaction instead of pysqlite's implicit one.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit survives power loss, not only a killed process; the log is evidence.
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=60000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # Writers take the lock up front; a deferred upgrade could fail with SQLITE_BUSY midway.
-        mode = "IMMEDIATE" if conn.get_execution_options().get("ledger_write") else "DEFERRED"
-        conn.exec_driver_sql(f"BEGIN {mode}")
-
-    return engine
-
-
-def _insert_ignore(conn: Connection, table: Any) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING in the connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        return postgresql_insert(table).on_conflict_do_nothing()
-    return sqlite_insert(table).on_conflict_do_nothing()
-
-
-def _bulk_insert(
-    conn: Connection, table: Any, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """Insert many rows through the driver itself, inside the caller's transaction.
-
-    The ORM's per-row parameter processing costs more than the database's own work at the
-    append rates the log is built for; PostgreSQL takes a binary COPY, SQLite an executemany.
-    """
-    if not rows:
-        return
-    names = ", ".join(columns)
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    cursor = raw.cursor()
-    try:
-        if conn.dialect.name == "postgresql":
-            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join("?" for _ in columns)
-            # Table and column names are this module's constants; values are bound parameters.
-            sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
-            cursor.executemany(sql, rows)
-    finally:
-        cursor.close()
-
-
-class RawReader:
-    """Statements on a driver cursor inside ``LedgerStore.raw_read``'s transaction; SQL is
-    written with ``?`` placeholders for both databases."""
-
-    def __init__(self, cursor: Any, postgresql: bool) -> None:
-        self._cursor = cursor
-        self._postgresql = postgresql
-
-    def rows(self, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
-        if self._postgresql:
-            sql = _pyformat(sql)
-        self._cursor.execute(sql, tuple(parameters))
-        rows: list[tuple[Any, ...]] = self._cursor.fetchall()
-        return rows
-
-
-@functools.lru_cache(maxsize=64)
-def _pyformat(sql: str) -> str:
-    """``?`` placeholders as psycopg's ``%s`` (the statements are constants: no ``?`` or ``%``
-    in their text otherwise)."""
-    return sql.replace("%", "%%").replace("?", "%s")
-
-
 class LedgerStore:
     """Reads and writes the log's tables; the tree's right edge is cached between appends."""
 
@@ -205,9 +94,7 @@ class LedgerStore:
             SQLModel.metadata.create_all(
                 conn, tables=[_HEAD, _LEAF, _NODE, _CHECKPOINT, _META, _ANCHOR, *extra_tables]
             )
-            conn.execute(
-                _insert_ignore(conn, _HEAD).values(id=1, tree_size=0, root_hash=EMPTY_ROOT)
-            )
+            conn.execute(insert_ignore(conn, _HEAD).values(id=1, tree_size=0, root_hash=EMPTY_ROOT))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -293,8 +180,8 @@ class LedgerStore:
                 for offset, e in enumerate(events)
             ]
             node_rows = [row for row in new_nodes if not row[0] & 1]
-            _bulk_insert(conn, _LEAF, _LEAF_COLUMNS, leaf_rows)
-            _bulk_insert(conn, _NODE, _NODE_COLUMNS, node_rows)
+            bulk_insert(conn, _LEAF, _LEAF_COLUMNS, leaf_rows)
+            bulk_insert(conn, _NODE, _NODE_COLUMNS, node_rows)
             head.execute(
                 _MOVE_HEAD_SQL.replace("?", "%s") if postgresql else _MOVE_HEAD_SQL,
                 (tree.size, tree.root()),
@@ -408,7 +295,7 @@ class LedgerStore:
         """Keep the first checkpoint sealed at a size; a concurrent second one is dropped."""
         with self.write() as conn:
             conn.execute(
-                _insert_ignore(conn, _CHECKPOINT).values(
+                insert_ignore(conn, _CHECKPOINT).values(
                     tree_size=checkpoint.tree_size,
                     root_hash=checkpoint.root_hash,
                     note=checkpoint.note,
@@ -448,7 +335,7 @@ class LedgerStore:
         with self.write() as conn:
             updated = conn.execute(update(_META).where(_META.c.name == name).values(value=value))
             if updated.rowcount == 0:
-                conn.execute(_insert_ignore(conn, _META).values(name=name, value=value))
+                conn.execute(insert_ignore(conn, _META).values(name=name, value=value))
 
     def set_meta_once(self, name: str, value: str) -> str:
         """Record a fact the first time; return what is recorded (maybe by an earlier writer)."""

@@ -29,10 +29,10 @@ from consent_api.auth import (
     Role,
     current_principal,
     issue_token,
-    register_cli,
     require_roles,
     sign_institution_token,
 )
+from consent_api.cli import register_issue_token
 from consent_api.institutions import jwk_of, thumbprint
 from consent_api.settings import DEFAULT_AUDIENCE, ApiSettings
 from ledger.errors import KeyFileError
@@ -590,7 +590,7 @@ def test_cli_issues_a_token_the_service_accepts(
     common.add_argument("--data-dir", type=Path)
     common.add_argument("--database-url")
     common.add_argument("--origin")
-    register_cli(parser.add_subparsers(dest="command", required=True), common)
+    register_issue_token(parser.add_subparsers(dest="command", required=True), common)
     args = parser.parse_args(
         [
             "issue-token",

@@ -18,8 +18,8 @@ from consent_api.access import get_clock
 from consent_api.app import create_app
 from consent_api.records import PROJECTION_VERSION_MARK, Records
 from consent_api.settings import ApiSettings
+from ledger.engine import make_engine
 from ledger.log import Ledger
-from ledger.store import make_engine
 from tests.api_helpers import api_settings
 from tests.test_api_access import World, make_world
 from tests.test_api_access_breakglass import EMERGENCY, justify, overdue, regulator
