@@ -20,10 +20,7 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -43,10 +40,9 @@ from consent_api.settings import ApiSettings
 from ledger.events import decode_leaf
 from ledger.settings import LedgerSettings
 
-from .common import PG_ADMIN, PG_URL
+from .common import PG_ADMIN, PG_URL, serve_process
 from .wrk import LUA, wrk
 
-REPO = Path(__file__).resolve().parents[1]
 REQUESTER, HOLDER = "h-east", "h-west"
 CONSENT = {
     "grantee": {"institution": REQUESTER},
@@ -59,60 +55,15 @@ CONSENT = {
 # -- the server --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def served(data_dir: Path, *, workers: int = 1, database_url: str | None = None) -> Iterator[str]:
     """``consent-ledger serve`` on a free loopback port; yields its base URL, stops it after."""
-    port = free_port()
     env = {**os.environ}
     if database_url is not None:
         env["CONSENT_LEDGER_DATABASE_URL"] = database_url
-    command = [
-        sys.executable,
-        "-m",
-        "consent_api.cli",
-        "serve",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
-    log_path = data_dir.parent / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, start_new_session=True, stdout=log, stderr=log
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(url + "/v1/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+    extra = ["--workers", str(workers)]
+    with serve_process(data_dir, env, extra, "/v1/ping", start_timeout=90) as url:
         yield url
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 @contextmanager

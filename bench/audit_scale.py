@@ -16,18 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from auditor.cli import main as auditor_main
 from consent_api.records import PROJECTION_VERSION, PROJECTION_VERSION_MARK, Records
@@ -37,8 +31,8 @@ from ledger.progress import Progress
 from ledger.settings import LedgerSettings
 
 from .audit_world import World
+from .common import serve_process
 
-REPO = Path(__file__).resolve().parents[1]
 ORIGIN = "bench.audit/log"
 BATCH = 50_000
 
@@ -156,48 +150,14 @@ def audit(
     return took, out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def served(settings: LedgerSettings) -> Iterator[str]:
     """``consent-ledger serve`` on the data dir, without its background anchorer (the bench
     anchors, and the embedded chain has one holder at a time)."""
-    port = _free_port()
     env = {
         **os.environ,
         "CONSENT_LEDGER_ORIGIN": ORIGIN,
         "CONSENT_API_ANCHOR_IN_BACKGROUND": "false",
     }
-    command = [sys.executable, "-m", "consent_api.cli", "serve", "--data-dir"]
-    command += [str(settings.data_dir), "--port", str(port), "--log-level", "warning"]
-    log_path = settings.data_dir.parent / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, start_new_session=True, stdout=log, stderr=log
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/v1/log/key", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with serve_process(settings.data_dir, env, [], "/v1/log/key", start_timeout=120) as url:
         yield url
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()

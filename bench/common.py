@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -10,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
 
 from ledger.log import Ledger
@@ -17,6 +23,8 @@ from ledger.settings import LedgerSettings
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def seconds(work: Callable[[], object]) -> float:
@@ -68,3 +76,47 @@ def table(rows: list[dict[str, object]], columns: list[str]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
     return "\n".join(lines)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve_process(
+    data_dir: Path, env: dict[str, str], extra: list[str], ready: str, *, start_timeout: float
+) -> Iterator[str]:
+    """``consent-ledger serve`` on a free loopback port, its log beside the data dir; yields
+    its base URL once ``ready`` answers 200, and stops it (TERM, then KILL) after."""
+    port = free_port()
+    command = [sys.executable, "-m", "consent_api.cli", "serve", "--data-dir", str(data_dir)]
+    command += ["--port", str(port), "--log-level", "warning", *extra]
+    log_path = data_dir.parent / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, start_new_session=True, stdout=log, stderr=log
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                if httpx.get(url + ready, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

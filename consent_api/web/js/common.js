@@ -15,6 +15,27 @@ export function startPage() {
   installSwitch($("#lang"));
 }
 
+/** The sign-in form for a token of `role` and the sign-out button; `enter` runs once in. */
+export function installSignIn(session, role, enter) {
+  $("#signin-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const problem = session.signIn($("#token").value, role);
+    if (problem) {
+      showAlert(t(problem));
+      $("#token").setAttribute("aria-invalid", "true");
+      $("#token").focus();
+      return;
+    }
+    $("#token").removeAttribute("aria-invalid");
+    $("#token").value = "";
+    await enter();
+  });
+  $("#sign-out").addEventListener("click", () => {
+    session.signOut();
+    location.reload();
+  });
+}
+
 /** A problem response in words: what kind of failure (by status), then the API's detail. */
 export function problemText(error) {
   if (!(error instanceof ApiProblem)) {

@@ -8,6 +8,7 @@ import {
   CATEGORIES,
   checkboxes,
   EMERGENCY_CATEGORIES,
+  installSignIn,
   installTabs,
   meta,
   PURPOSES,
@@ -307,19 +308,9 @@ async function signInWithKey(event) {
 function start() {
   startPage();
   $("#key-form").addEventListener("submit", signInWithKey);
-  $("#signin-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const problem = session.signIn($("#token").value, "institution");
-    if (problem) {
-      showAlert(t(problem));
-      return;
-    }
+  installSignIn(session, "institution", async () => {
     state.me = session.claims().sub;
     await enter();
-  });
-  $("#sign-out").addEventListener("click", () => {
-    session.signOut();
-    location.reload();
   });
   $("#emergency").addEventListener("change", renderRequestForm);
   $("#request-form").addEventListener("submit", requestAccess);

@@ -3,7 +3,7 @@
 // a search by pseudonymous subject or institution. A regulator reads; it changes nothing.
 
 import { Api } from "./api.js";
-import { attempt, installTabs, meta, showAlert, short, startPage } from "./common.js";
+import { attempt, installSignIn, installTabs, meta, showAlert, short, startPage } from "./common.js";
 import { barChart, tally } from "./charts.js";
 import { $, clear, h } from "./dom.js";
 import { formatTime, list, onLangChange, t, term } from "./i18n.js";
@@ -259,22 +259,7 @@ async function enter() {
 
 function start() {
   startPage();
-  $("#signin-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const problem = session.signIn($("#token").value, "regulator");
-    if (problem) {
-      showAlert(t(problem));
-      $("#token").setAttribute("aria-invalid", "true");
-      $("#token").focus();
-      return;
-    }
-    $("#token").value = "";
-    await enter();
-  });
-  $("#sign-out").addEventListener("click", () => {
-    session.signOut();
-    location.reload();
-  });
+  installSignIn(session, "regulator", enter);
   $("#overdue-only").addEventListener("change", loadBreakGlass);
   $("#search-form").addEventListener("submit", search);
   onLangChange(() => {

@@ -6,6 +6,7 @@ import {
   CATEGORIES,
   checkboxes,
   INSTITUTION_TYPES,
+  installSignIn,
   installTabs,
   PURPOSES,
   showAlert,
@@ -260,22 +261,7 @@ async function enter() {
 
 function start() {
   startPage();
-  $("#signin-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const problem = session.signIn($("#token").value, "resident");
-    if (problem) {
-      showAlert(t(problem));
-      $("#token").setAttribute("aria-invalid", "true");
-      $("#token").focus();
-      return;
-    }
-    $("#token").value = "";
-    await enter();
-  });
-  $("#sign-out").addEventListener("click", () => {
-    session.signOut();
-    location.reload();
-  });
+  installSignIn(session, "resident", enter);
   $("#acting").addEventListener("change", async (event) => {
     state.acting = event.target.value;
     const current = document.querySelector('.tab[aria-current="page"]')?.dataset.tab;
