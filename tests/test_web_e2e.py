@@ -5,6 +5,7 @@ does not hold and writes its screenshots to docs/screenshots."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ def test_a_tampered_proof_shows_as_not_verified(world: World) -> None:
     response = world.client.post("/v1/consents", json=grant, headers=world.as_resident("tao"))
     assert response.status_code == 201, response.text
     east = world.institutions["h-east"]
+    decided = []
     for purpose in ("referral", "research", "referral"):  # permits and a denial
         body = {
             "subject": tao["subject"],
@@ -48,8 +50,28 @@ def test_a_tampered_proof_shows_as_not_verified(world: World) -> None:
         }
         answer = world.client.post("/v1/access-requests", json=body, headers=east.headers())
         assert answer.status_code == 201, answer.text
+        decided.append(answer.json())
+    # A release, which the script serves relabelled as a refused redemption.
+    redeem = {
+        "grant_token": decided[0]["grant"]["token"],
+        "requester": "h-east",
+        "subject": tao["subject"],
+        "categories": ["imaging"],
+        "purpose": "referral",
+    }
+    released = world.client.post(
+        "/v1/grants/redeem", json=redeem, headers=world.institutions["h-west"].headers()
+    )
+    assert released.is_success, released.text
+    # Another resident's logged decision, which the script serves in tao's history.
+    world.register_resident("ana", date(1993, 5, 6))
+    body = {**body, "subject": world.residents["ana"]["subject"], "purpose": "research"}
+    answer = world.client.post("/v1/access-requests", json=body, headers=east.headers())
+    assert answer.status_code == 201, answer.text
     entries = world.wait_until_anchored("tao")
     assert any(entry["receipt"]["proof"] for entry in entries)
+    assert any(entry["kind"] == "access.released" for entry in entries)
+    world.wait_until_anchored("ana")
     run_script(world, "resident_tamper.mjs")
 
 

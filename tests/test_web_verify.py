@@ -1,10 +1,12 @@
 """The apps' verification code (JavaScript, run in chromium) against the ``hashing`` package:
 inclusion proofs with corrupted variants, signed checkpoints under many keys (whose base64 may
-hold "+"), and canonical JSON. Python's verdict is the reference for every case."""
+hold "+") and of other origins, and canonical JSON. Python's verdict is the reference for every
+case. Also: list pages follow a Link header only on the page's own origin."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -95,10 +97,14 @@ def note_cases() -> list[dict[str, Any]]:
             "cosigned": cosigned,
             "other size": note.replace(f"\n{1000 + i}\n", f"\n{2000 + i}\n", 1),
             "only another key": witness.sign(checkpoint),
+            # Signed by the log's key, but for another log: the key name is the log's origin.
+            "other origin": signer.sign(
+                Checkpoint("other.example/log", checkpoint.tree_size, checkpoint.root_hash)
+            ),
         }
         for name, variant in variants.items():
             try:
-                open_checkpoint(variant, signer.verifier())
+                open_checkpoint(variant, signer.verifier(), origin=signer.name)
                 valid = True
             except VerificationError:
                 valid = False
@@ -131,15 +137,165 @@ def canonical_cases() -> list[dict[str, Any]]:
     ]
 
 
+SUBJECT = "5" * 64
+NEIGHBOUR = "6" * 64
+
+
+def receipt_cases() -> dict[str, Any]:
+    """History entries with receipts, as the service serves them, and entries that show what
+    was not logged: the page's mark (``verified`` or the failing check's code) for each."""
+    signer = NoteSigner.generate("consent-ledger.local/log")
+    decided = {
+        "request_id": "r-1",
+        "subject": SUBJECT,
+        "requester": "h-east",
+        "requester_type": "hospital",
+        "holder": "h-west",
+        "categories": ["lab-results", "imaging"],
+        "purpose": "treatment",
+        "decision": "permit",
+        "reason": "consent-covers",
+        "breakglass": False,
+        "relied_on": [{"consent_id": "c-1", "leaf_index": 0}],
+        "at": "2026-03-01T10:00:00.000000Z",
+    }
+    released = {
+        **{k: v for k, v in decided.items() if k not in ("decision", "reason", "requester_type")},
+        "grant_ref": "g-1",
+        "decision_leaf_index": 1,
+        "at": "2026-03-01T10:01:00.000000Z",
+    }
+    refused = {**released, "refusal": "grant-redeemed", "at": "2026-03-01T10:02:00.000000Z"}
+    events: list[dict[str, Any]] = [
+        {"kind": "consent.granted", "data": {"consent_id": "c-1", "subject": SUBJECT}},
+        {"kind": "access.decided", "data": decided},
+        {"kind": "access.released", "data": released},
+        {"kind": "access.refused", "data": refused},
+        {"kind": "access.decided", "data": {**decided, "subject": NEIGHBOUR, "request_id": "r-2"}},
+    ]
+    hashes = [leaf_hash(canonical_json(event)) for event in events]
+    size = len(events)
+    root = merkle_root(hashes)
+
+    def anchored(origin: str) -> dict[str, Any]:
+        log_id = "0x" + hashlib.sha256(origin.encode()).hexdigest()
+        return {"tree_size": size, "root_hash": "0x" + root.hex(), "log_id": log_id}
+
+    note = signer.sign(Checkpoint(signer.name, size, root))
+    elsewhere = signer.sign(Checkpoint("other.example/log", size, root))
+
+    def entry(index: int, **changes: Any) -> dict[str, Any]:
+        kind, data = events[index]["kind"], events[index]["data"]
+        served = {
+            "kind": kind,
+            "leaf_index": index,
+            "at": data["at"],
+            "request_id": data["request_id"],
+            "requester": data["requester"],
+            "holder": data["holder"],
+            "purpose": data["purpose"],
+            "categories": data["categories"],
+            "decision": {"access.released": "released", "access.refused": "refused"}.get(
+                kind, data.get("decision")
+            ),
+            "reason": data.get("reason"),
+            "refusal": data.get("refusal"),
+            "breakglass": data["breakglass"],
+            "relied_on": data["relied_on"],
+            "receipt": {
+                "receipt_version": 1,
+                "leaf_index": index,
+                "event": events[index],
+                "tree_size": size,
+                "proof": [b64(h) for h in inclusion_proof(hashes, index, size)],
+                "checkpoint": note,
+                "anchor": {**anchored(signer.name), "block_number": 7},
+            },
+            "pending_anchor": False,
+        }
+        served.update(changes)
+        return served
+
+    other_origin = entry(1)
+    other_origin["receipt"] = {
+        **other_origin["receipt"],
+        "checkpoint": elsewhere,
+        "anchor": anchored("other.example/log"),
+    }
+    consent = entry(1, kind="consent.granted")
+    consent["receipt"] = {**consent["receipt"], "leaf_index": 0, "event": events[0]}
+    consent["leaf_index"] = 0
+    cases = {
+        "decision": (entry(1), "verified"),
+        "release": (entry(2), "verified"),
+        "refusal": (entry(3), "verified"),
+        "release shown as refused": (
+            entry(2, decision="refused", refusal="consent-no-longer-covers"),
+            "entry-mismatch",
+        ),
+        "release shown as a refusal event": (
+            entry(2, kind="access.refused", decision="refused", refusal="grant-redeemed"),
+            "entry-mismatch",
+        ),
+        "permit shown as deny": (entry(1, decision="deny"), "entry-mismatch"),
+        "reason changed": (entry(1, reason="no-consent"), "entry-mismatch"),
+        "refusal changed": (entry(3, refusal="grant-expired"), "entry-mismatch"),
+        "refusal added": (entry(2, refusal="grant-expired"), "entry-mismatch"),
+        "requester changed": (entry(1, requester="h-north"), "entry-mismatch"),
+        "holder changed": (entry(1, holder="h-north"), "entry-mismatch"),
+        "purpose changed": (entry(1, purpose="research"), "entry-mismatch"),
+        "category dropped": (entry(1, categories=["imaging"]), "entry-mismatch"),
+        "time changed": (entry(1, at="2026-03-01T11:00:00Z"), "entry-mismatch"),
+        "consent changed": (
+            entry(1, relied_on=[{"consent_id": "c-9", "leaf_index": 0}]),
+            "entry-mismatch",
+        ),
+        "break-glass claimed": (entry(1, breakglass=True), "entry-mismatch"),
+        "another resident's": (entry(4), "subject-mismatch"),
+        "a consent event": (consent, "entry-mismatch"),
+        "checkpoint of another origin": (other_origin, "origin-mismatch"),
+    }
+    return {
+        "vkey": signer.verifier().to_vkey(),
+        "subject": SUBJECT,
+        "cases": [
+            {"name": name, "entry": served, "expected": expected}
+            for name, (served, expected) in cases.items()
+        ],
+    }
+
+
+def link_cases() -> list[dict[str, Any]]:
+    """Link rel="next" headers on a list page: the app follows only those on its own origin
+    (``{origin}`` is the page's), so the bearer token goes nowhere else."""
+    links = {
+        "relative": ("</v1/items?after=1>", True),
+        "absolute, same origin": ("<{origin}/v1/items?after=1>", True),
+        "path naming another host": ("<https://x//attacker.example/p>", False),
+        "scheme-relative": ("<//attacker.example/p>", False),
+        "backslash": ("</\\attacker.example/p>", False),
+        "another origin": ("<https://attacker.example/v1/items?after=1>", False),
+        "another port": ("<http://localhost:10/v1/items?after=1>", False),
+        "another scheme": ("<https://localhost:9/v1/items?after=1>", False),
+    }
+    return [
+        {"name": name, "header": f'{link}; rel="next"', "follows": follows}
+        for name, (link, follows) in links.items()
+    ]
+
+
 def test_the_browser_verifies_exactly_what_python_verifies(tmp_path: Path) -> None:
     require_browser()
-    vectors = {
+    vectors: dict[str, Any] = {
         "chromium": str(CHROMIUM),
         "inclusion": inclusion_cases(),
         "notes": note_cases(),
         "canonical": canonical_cases(),
+        "links": link_cases(),
+        "receipts": receipt_cases(),
     }
     assert any(not case["valid"] for case in vectors["inclusion"])
+    assert any(case["name"].startswith("other origin") for case in vectors["notes"])
     assert any("+" in case["vkey"].split("+", 2)[2] for case in vectors["notes"])
     path = tmp_path / "vectors.json"
     path.write_text(json.dumps(vectors), encoding="utf-8")

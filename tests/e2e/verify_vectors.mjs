@@ -1,9 +1,11 @@
-// The page's verification code (merkle.js, note.js, jcs.js) run in chromium on vectors the
-// Python side built with the `hashing` package, including corrupted variants: the browser must
-// accept exactly what Python accepts. The modules are served from the source tree on a
-// made-up origin, so no server is needed.
+// The page's verification code (merkle.js, note.js, receipt.js, jcs.js) run in chromium on
+// vectors the Python side built with the `hashing` package, including corrupted variants: the
+// browser must accept exactly what Python accepts; history entries showing what was not logged,
+// or about another resident, are not verified. Then api.js's paging on Link headers: followed on
+// the page's origin only, with no request (and no token) sent anywhere else. The modules are
+// served from the source tree on a made-up origin, so no server is needed.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { extname, join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -19,11 +21,25 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage();
+  // Anything not on the page's origin is recorded and never reaches the network.
+  const elsewhere = [];
+  await page.route("**/*", (route) => {
+    const request = route.request();
+    elsewhere.push(`${request.url()} (authorization: ${request.headers().authorization || "none"})`);
+    return route.abort();
+  });
+  let link = null; // the Link header of the first page of /v1/items, per case
   await page.route(`${ORIGIN}/**`, (route) => {
-    const path = new URL(route.request().url()).pathname;
+    const url = new URL(route.request().url());
+    const path = url.pathname;
+    if (path === "/v1/items") {
+      const first = !url.searchParams.has("after");
+      const headers = first && link ? { link: link.replace("{origin}", ORIGIN) } : {};
+      return route.fulfill({ contentType: "application/json", headers, body: JSON.stringify([first ? 0 : 1]) });
+    }
     if (path === "/") return route.fulfill({ contentType: "text/html", body: "<!doctype html><title>vectors</title>" });
     const file = join(WEB, path.replace(/^\/static\//, ""));
-    if (!file.startsWith(WEB)) return route.abort();
+    if (!file.startsWith(WEB) || !existsSync(file)) return route.fulfill({ status: 404, body: "" });
     return route.fulfill({ contentType: TYPES[extname(file)] || "text/plain", body: readFileSync(file) });
   });
   await page.goto(`${ORIGIN}/`);
@@ -72,13 +88,47 @@ try {
         out.push(`note ${c.name}: parsed ${opened.origin} ${opened.treeSize}`);
       }
     }
+    const { verifyEntry } = await import("/static/js/receipt.js");
+    const logKey = await loadVerifier(v.receipts.vkey);
+    for (const c of v.receipts.cases) {
+      const result = await verifyEntry(c.entry, logKey, v.receipts.subject);
+      const got = result.status === "verified" ? "verified" : result.code;
+      if (got !== c.expected) out.push(`receipt ${c.name}: got ${got} (${result.reason}), expected ${c.expected}`);
+      if (result.status === "verified") {
+        const { shown, anchor } = result;
+        const event = c.entry.receipt.event;
+        if (!shown || shown.requester !== event.data.requester || shown.decision !== c.entry.decision || shown.refusal !== (event.data.refusal ?? null)) {
+          out.push(`receipt ${c.name}: shown ${JSON.stringify(shown)} is not the logged event`);
+        }
+        if (Object.keys(anchor || {}).sort().join() !== "log_id,root_hash,tree_size") {
+          out.push(`receipt ${c.name}: the mark carries unchecked anchor data ${Object.keys(anchor)}`);
+        }
+      }
+    }
     for (const c of v.canonical) {
       const got = canonicalize(JSON.parse(c.json));
       if (toHex(utf8(got)) !== c.canonical_hex) out.push(`canonical ${c.name}: got ${got}`);
     }
     return out;
   }, vectors);
-  const total = vectors.inclusion.length + vectors.notes.length + vectors.canonical.length;
+  for (const c of vectors.links) {
+    link = c.header;
+    elsewhere.length = 0;
+    const got = await page.evaluate(async () => {
+      const { Api } = await import("/static/js/api.js");
+      try {
+        return JSON.stringify(await new Api(() => "secret-token").getAll("/v1/items"));
+      } catch (error) {
+        return `fail:${error.message}`;
+      }
+    });
+    const followed = got === "[0,1]";
+    if (followed !== c.follows) failures.push(`link ${c.name}: got ${got}, expected ${c.follows ? "followed" : "refused"}`);
+    if (!c.follows && !got.startsWith("fail:")) failures.push(`link ${c.name}: not refused (${got})`);
+    if (elsewhere.length) failures.push(`link ${c.name}: requests off the page's origin: ${elsewhere.join(", ")}`);
+  }
+  const total =
+    vectors.inclusion.length + vectors.notes.length + vectors.receipts.cases.length + vectors.canonical.length + vectors.links.length;
   console.log(`${total} vectors, ${failures.length} failures`);
   for (const failure of failures) console.error(failure);
   process.exitCode = failures.length ? 1 : 0;

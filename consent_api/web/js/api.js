@@ -17,6 +17,26 @@ function nextLink(header) {
   return null;
 }
 
+/**
+ * The next page's absolute URL, on this page's origin only: the bearer token goes nowhere else,
+ * whatever a Link header says. The whole URL is kept, never a path cut out of it: the path of
+ * `https://x//attacker.example/p` is `//attacker.example/p`, which fetch reads as another host.
+ */
+export function sameOriginNext(header) {
+  const next = nextLink(header);
+  if (next === null) return null;
+  let url;
+  try {
+    url = new URL(next, location.href);
+  } catch {
+    throw new ApiProblem(0, { title: "bad-link", detail: "the next page's link is not a URL" });
+  }
+  if (url.origin !== location.origin) {
+    throw new ApiProblem(0, { title: "bad-link", detail: "the next page is on another origin" });
+  }
+  return url.href;
+}
+
 async function problemOf(response) {
   const type = response.headers.get("content-type") || "";
   if (type.includes("json")) {
@@ -75,10 +95,7 @@ export class Api {
     for (let page = 0; url && page < 1000; page += 1) {
       const response = await this.fetch("GET", url);
       items.push(...(await response.json()));
-      const next = nextLink(response.headers.get("link"));
-      // Same origin only: the token goes nowhere else, whatever a Link header says.
-      const nextUrl = next ? new URL(next, location.href) : null;
-      url = nextUrl ? nextUrl.pathname + nextUrl.search : null;
+      url = sameOriginNext(response.headers.get("link"));
     }
     return items;
   }

@@ -1,6 +1,7 @@
 // C2SP signed notes with Ed25519 (hashing/note.py) and tlog checkpoints (hashing/checkpoint.py),
 // verified with WebCrypto. A key id is SHA-256(name || "\n" || 0x01 || public key)[:4]; the
-// signature covers the note text up to and including the newline before the blank line.
+// signature covers the note text up to and including the newline before the blank line. A
+// checkpoint must be of the expected origin, which is the log key's name.
 
 import { concat, equal, fromBase64Strict, sha256, toHex, utf8 } from "./bytes.js";
 import { VerifyError } from "./merkle.js";
@@ -32,8 +33,12 @@ export async function loadVerifier(vkey) {
   return { name, keyHash, publicKey, text };
 }
 
-/** Verify a signed checkpoint against the verifier; return {origin, treeSize, rootHash}. */
-export async function openCheckpoint(note, verifier) {
+/**
+ * Verify a signed checkpoint against the verifier and check that it is of the expected `origin`
+ * (the log's key name, C2SP's convention and this log's: a key may sign for one log only);
+ * return {origin, treeSize, rootHash}.
+ */
+export async function openCheckpoint(note, verifier, origin = verifier.name) {
   if (typeof note !== "string") throw new VerifyError("note-format", "the checkpoint is not note text");
   const split = note.lastIndexOf("\n\n");
   if (split < 0) throw new VerifyError("note-format", "the note has no blank line before its signatures");
@@ -61,9 +66,12 @@ export async function openCheckpoint(note, verifier) {
   if (!verified) throw new VerifyError("no-signature", "the checkpoint has no signature by the log key");
   const lines = text.slice(0, -1).split("\n");
   if (lines.length < 3) throw new VerifyError("note-format", "the checkpoint has fewer than 3 lines");
-  const [origin, sizeText, rootText] = lines;
+  const [noteOrigin, sizeText, rootText] = lines;
+  if (noteOrigin !== origin) {
+    throw new VerifyError("origin-mismatch", `the checkpoint is of origin ${JSON.stringify(noteOrigin)}, not ${JSON.stringify(origin)}`);
+  }
   if (!/^(0|[1-9][0-9]{0,19})$/.test(sizeText)) throw new VerifyError("note-format", "bad checkpoint size");
   const rootHash = fromBase64Strict(rootText);
   if (rootHash.length !== 32) throw new VerifyError("note-format", "the checkpoint root is not 32 bytes");
-  return { origin, treeSize: BigInt(sizeText), rootHash };
+  return { origin: noteOrigin, treeSize: BigInt(sizeText), rootHash };
 }

@@ -1,54 +1,111 @@
 // The verified mark of a history entry, computed here and not taken from the server: the page
 // re-encodes the logged event (RFC 8785), hashes it as a leaf, walks the inclusion proof to a
-// root, and checks that root against a checkpoint whose Ed25519 signature verifies under the
-// log key pinned in this browser. The entry shown must be the event that was hashed.
+// root, and checks that root against a checkpoint of the expected origin whose Ed25519
+// signature verifies under the log key pinned in this browser. The logged event must be about
+// the resident whose history is shown and must say everything the entry says; a verified entry
+// is then shown from the logged event itself (shownFromEvent), never from the server's copy.
 
 import { canonicalize } from "./jcs.js";
 import { fromBase64Strict, sha256, toHex, utf8 } from "./bytes.js";
 import { leafHash, verifyInclusion, VerifyError } from "./merkle.js";
 import { openCheckpoint } from "./note.js";
 
-const COMPARED = ["request_id", "requester", "holder", "purpose"];
+// The outcome an entry shows, by the kind of the logged event; a decision's is in its data.
+const OUTCOMES = { "access.released": "released", "access.refused": "refused" };
+const DECISIONS = new Set(["permit", "deny"]);
+const TEXT_FIELDS = ["request_id", "requester", "holder", "purpose"];
+
+function mismatch(what) {
+  return new VerifyError("entry-mismatch", `the entry's ${what} is not the logged one`);
+}
 
 function sameInstant(a, b) {
-  return typeof a === "string" && typeof b === "string" && Date.parse(a) === Date.parse(b);
+  return typeof a === "string" && typeof b === "string" && !Number.isNaN(Date.parse(a)) && Date.parse(a) === Date.parse(b);
 }
 
 function sameSet(a, b) {
   return JSON.stringify([...(a || [])].sort()) === JSON.stringify([...(b || [])].sort());
 }
 
-/** Throw unless what the entry shows is what the logged event says. */
-export function checkEntryMatchesEvent(entry, event) {
-  if (!event || event.kind !== entry.kind || typeof event.data !== "object") {
-    throw new VerifyError("entry-mismatch", "the receipt is for another kind of event");
-  }
-  const data = event.data;
-  for (const name of COMPARED) {
-    if (data[name] !== entry[name]) throw new VerifyError("entry-mismatch", `the entry's ${name} is not the logged one`);
-  }
-  if (!sameInstant(data.at, entry.at)) throw new VerifyError("entry-mismatch", "the entry's time is not the logged one");
-  if (!sameSet(data.categories, entry.categories)) {
-    throw new VerifyError("entry-mismatch", "the entry's categories are not the logged ones");
-  }
-  const relied = (data.relied_on || []).map((r) => r.consent_id);
-  if (!sameSet(relied, entry.relied_on.map((r) => r.consent_id))) {
-    throw new VerifyError("entry-mismatch", "the consents relied on are not the logged ones");
-  }
-  if (Boolean(data.breakglass) !== Boolean(entry.breakglass)) {
-    throw new VerifyError("entry-mismatch", "the break-glass flag is not the logged one");
-  }
-  if (entry.kind === "access.decided" && data.decision !== entry.decision) {
-    throw new VerifyError("entry-mismatch", "the decision is not the logged one");
-  }
+function isStrings(value) {
+  return Array.isArray(value) && value.every((v) => typeof v === "string");
 }
 
 /**
- * {status: "verified" | "failed" | "pending", code, reason} for one history entry (`code` names
- * the check that failed); `verifier` is the
- * pinned log key from note.loadVerifier.
+ * Everything a history entry shows, read from a logged event: outcome (`decision`), reason,
+ * refusal, requester, holder, purpose, categories, time, relied-on consents, break-glass flag.
+ * Throws unless the event is an access event of the shape the log writes.
  */
-export async function verifyEntry(entry, verifier) {
+export function shownFromEvent(event) {
+  const kind = event?.kind;
+  const data = event?.data;
+  if (kind !== "access.decided" && !(kind in OUTCOMES)) {
+    throw new VerifyError("entry-mismatch", "the receipt is not for an access event");
+  }
+  if (!data || typeof data !== "object" || Array.isArray(data)) {
+    throw new VerifyError("receipt-format", "the logged event has no data");
+  }
+  const decision = kind === "access.decided" ? data.decision : OUTCOMES[kind];
+  if (kind === "access.decided" && !DECISIONS.has(decision)) {
+    throw new VerifyError("receipt-format", "the logged decision is neither permit nor deny");
+  }
+  const relied = data.relied_on ?? [];
+  if (
+    !TEXT_FIELDS.every((name) => typeof data[name] === "string") ||
+    typeof data.at !== "string" ||
+    !isStrings(data.categories) ||
+    !Array.isArray(relied) ||
+    !relied.every((r) => r && typeof r.consent_id === "string")
+  ) {
+    throw new VerifyError("receipt-format", "the logged event is not an access event's shape");
+  }
+  return {
+    kind,
+    decision,
+    reason: data.reason ?? null,
+    refusal: data.refusal ?? null,
+    request_id: data.request_id,
+    requester: data.requester,
+    holder: data.holder,
+    purpose: data.purpose,
+    categories: [...data.categories],
+    at: data.at,
+    breakglass: data.breakglass === true,
+    relied_on: relied.map((r) => ({ consent_id: r.consent_id, leaf_index: r.leaf_index })),
+  };
+}
+
+/**
+ * Throw unless the logged event is about `subject` (the resident whose history is shown: the
+ * signed-in one or the child acted for) and says every field the entry shows; return what the
+ * event says, for the page to show.
+ */
+export function checkEntryMatchesEvent(entry, event, subject) {
+  const shown = shownFromEvent(event);
+  if (typeof subject !== "string" || !subject || event.data.subject !== subject) {
+    throw new VerifyError("subject-mismatch", "the logged event is about another resident");
+  }
+  if (entry.kind !== shown.kind) throw new VerifyError("entry-mismatch", "the receipt is for another kind of event");
+  if (entry.decision !== shown.decision) throw mismatch("outcome");
+  for (const name of [...TEXT_FIELDS, "reason", "refusal"]) {
+    if ((entry[name] ?? null) !== shown[name]) throw mismatch(name);
+  }
+  if (!sameInstant(shown.at, entry.at)) throw mismatch("time");
+  if (!isStrings(entry.categories) || !sameSet(shown.categories, entry.categories)) throw mismatch("categories");
+  const relied = Array.isArray(entry.relied_on) ? entry.relied_on.map((r) => r?.consent_id) : null;
+  if (!relied || !sameSet(shown.relied_on.map((r) => r.consent_id), relied)) throw mismatch("relied-on consents");
+  if (entry.breakglass !== shown.breakglass) throw mismatch("break-glass flag");
+  return shown;
+}
+
+/**
+ * {status: "verified" | "failed" | "pending", code, reason, shown, anchor} for one history
+ * entry (`code` names the check that failed); `verifier` is the pinned log key from
+ * note.loadVerifier, whose name is the log's origin; `subject` is the resident whose history
+ * this is. A verified result carries `shown`, the entry as the logged event says it, and
+ * `anchor`, only what was checked: the anchored checkpoint's size, root and log id.
+ */
+export async function verifyEntry(entry, verifier, subject) {
   const receipt = entry.receipt;
   if (!receipt) return { status: "pending", reason: "" };
   if (!globalThis.crypto?.subtle) {
@@ -60,8 +117,8 @@ export async function verifyEntry(entry, verifier) {
     if (receipt.leaf_index !== entry.leaf_index) {
       throw new VerifyError("entry-mismatch", "the receipt is for another leaf");
     }
-    checkEntryMatchesEvent(entry, receipt.event);
-    const checkpoint = await openCheckpoint(receipt.checkpoint, verifier);
+    const shown = checkEntryMatchesEvent(entry, receipt.event, subject);
+    const checkpoint = await openCheckpoint(receipt.checkpoint, verifier, verifier.name);
     if (BigInt(receipt.tree_size) !== checkpoint.treeSize) {
       throw new VerifyError("tree-size-mismatch", "the proof is for another tree size than the checkpoint");
     }
@@ -75,15 +132,21 @@ export async function verifyEntry(entry, verifier) {
       checkpoint.rootHash,
     );
     const anchor = receipt.anchor || {};
+    const rootHash = `0x${toHex(checkpoint.rootHash)}`;
     const logId = `0x${toHex(await sha256(utf8(checkpoint.origin)))}`;
     if (
       BigInt(anchor.tree_size) !== checkpoint.treeSize ||
-      anchor.root_hash !== `0x${toHex(checkpoint.rootHash)}` ||
+      anchor.root_hash !== rootHash ||
       anchor.log_id !== logId
     ) {
       throw new VerifyError("anchor-mismatch", "the anchor record is not of this checkpoint");
     }
-    return { status: "verified", reason: "", anchor };
+    return {
+      status: "verified",
+      reason: "",
+      shown,
+      anchor: { tree_size: String(checkpoint.treeSize), root_hash: rootHash, log_id: logId },
+    };
   } catch (error) {
     const code = error instanceof VerifyError ? error.code : "receipt-format";
     return { status: "failed", code, reason: error instanceof Error ? error.message : String(error) };

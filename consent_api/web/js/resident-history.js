@@ -1,12 +1,13 @@
 // "Who viewed my records": the resident's access history, each entry with the mark this
-// browser computes from its receipt (receipt.js) under the log key pinned on first use.
+// browser computes from its receipt (receipt.js) under the log key pinned on first use; a
+// verified entry is shown from the logged event its receipt proves.
 
 import { attempt, short } from "./common.js";
 import { $, clear, h } from "./dom.js";
 import { formatTime, list, t, term } from "./i18n.js";
 import { loadVerifier } from "./note.js";
 import { verifyEntry } from "./receipt.js";
-import { api, field, granteeWords, institutionName, state, subjectQuery } from "./resident-common.js";
+import { api, field, granteeWords, institutionName, session, state, subjectQuery } from "./resident-common.js";
 
 const KEY_PIN = "consent-ledger.log-key";
 const OUTCOME_KEYS = { permit: "permit", deny: "deny", released: "released", refused: "refused" };
@@ -32,7 +33,8 @@ function markFor(result) {
     h("span", { text }),
   );
   if (result.status === "verified") {
-    mark.append(h("span", { class: "mark-detail", text: t("resident.mark.anchored", { size: result.anchor.tree_size, block: result.anchor.block_number }) }));
+    // Only what was checked: the size of the signed checkpoint the anchor record names.
+    mark.append(h("span", { class: "mark-detail", text: t("resident.mark.anchored", { size: result.anchor.tree_size }) }));
   }
   if (result.status === "failed") {
     mark.append(
@@ -43,10 +45,10 @@ function markFor(result) {
   return mark;
 }
 
-function reliedWords(entry) {
-  if (!entry.relied_on.length) return t("resident.history.no-consent");
+function reliedWords(relied) {
+  if (!relied.length) return t("resident.history.no-consent");
   return list(
-    entry.relied_on.map((r) => {
+    relied.map((r) => {
       const consent = state.consents.get(r.consent_id);
       const who = consent ? ` · ${granteeWords(consent.grantee)}` : "";
       return `${short(r.consent_id)}${who}`;
@@ -54,44 +56,48 @@ function reliedWords(entry) {
   );
 }
 
-async function historyItem(entry, key) {
+async function historyItem(entry, key, subject) {
   const result = key.changed
     ? { status: "failed", code: "key-changed", reason: key.text }
-    : await verifyEntry(entry, key.verifier);
-  const outcome = t(`resident.outcome.${OUTCOME_KEYS[entry.decision]}`);
+    : await verifyEntry(entry, key.verifier, subject);
+  // A verified entry is shown as the hashed event says it; any other only with its mark.
+  const shown = result.status === "verified" ? result.shown : entry;
+  const outcome = t(`resident.outcome.${OUTCOME_KEYS[shown.decision]}`);
   return h(
     "li",
     {
-      class: `card entry ${entry.decision}`,
+      class: `card entry ${shown.decision}`,
       "data-leaf-index": entry.leaf_index,
-      "data-kind": entry.kind,
-      "data-decision": entry.decision,
+      "data-kind": shown.kind,
+      "data-decision": shown.decision,
       "data-verified": result.status,
     },
-    h("div", { class: "entry-head" }, h("strong", { text: outcome }), h("time", { datetime: entry.at, text: formatTime(entry.at) })),
-    entry.breakglass ? h("p", { class: "flag", text: t("resident.history.breakglass") }) : null,
+    h("div", { class: "entry-head" }, h("strong", { text: outcome }), h("time", { datetime: shown.at, text: formatTime(shown.at) })),
+    shown.breakglass ? h("p", { class: "flag", text: t("resident.history.breakglass") }) : null,
     h(
       "dl",
       {},
-      field(t("resident.history.institution"), institutionName(entry.requester)),
-      field(t("resident.history.purpose"), term("purpose", entry.purpose)),
-      field(t("resident.history.records"), list(entry.categories.map((c) => term("category", c)))),
-      field(t("resident.history.holder"), institutionName(entry.holder)),
-      field(t("resident.history.consent"), reliedWords(entry)),
-      entry.reason && entry.decision === "deny" ? field(t("resident.history.reason"), term("reason", entry.reason)) : null,
-      entry.refusal ? field(t("resident.history.reason"), term("refusal", entry.refusal)) : null,
+      field(t("resident.history.institution"), institutionName(shown.requester)),
+      field(t("resident.history.purpose"), term("purpose", shown.purpose)),
+      field(t("resident.history.records"), list(shown.categories.map((c) => term("category", c)))),
+      field(t("resident.history.holder"), institutionName(shown.holder)),
+      field(t("resident.history.consent"), reliedWords(shown.relied_on)),
+      shown.reason && shown.decision === "deny" ? field(t("resident.history.reason"), term("reason", shown.reason)) : null,
+      shown.refusal ? field(t("resident.history.reason"), term("refusal", shown.refusal)) : null,
     ),
     markFor(result),
   );
 }
 
 export async function loadHistory() {
+  // The resident whose history this is, fixed before the fetch: every logged event must be theirs.
+  const subject = state.acting || session.claims()?.sub;
   const entries = await attempt(() => api.getAll(`/v1/me/access-history${subjectQuery()}`));
   if (!entries) return;
   const key = await attempt(logVerifier);
   if (!key) return;
   $("#log-key").textContent = key.text.split("+").slice(0, 2).join("+");
-  const items = await Promise.all([...entries].reverse().map((e) => historyItem(e, key)));
+  const items = await Promise.all([...entries].reverse().map((e) => historyItem(e, key, subject)));
   clear($("#history-list"), items.length ? items : h("li", { class: "empty", text: t("resident.history.none") }));
   $("#history-list").dataset.loaded = String(Date.now());
 }
