@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -31,12 +31,16 @@ from ledger.batcher import GroupCommitter
 from ledger.store import LedgerStore
 
 from .access import Event, Logged, instant
+from .cases import BREAKGLASS_CASE
 from .cases import BreakGlassCase as ProjectedCase
 from .errors import ConflictError, ForbiddenError, NotFoundError
 from .records import Records
 
 SALT_BYTES: Final = 32
 COMMITMENT_SCHEME: Final = "sha256(salt32||utf8)"
+STALE_AFTER: Final = timedelta(minutes=5)
+"""A justification kept but not marked logged for this long was left by a crash (a request
+in flight appends within seconds), and is settled against the log."""
 
 
 def commit(text: str, salt: bytes) -> bytes:
@@ -122,6 +126,17 @@ class JustificationStore:
                 .values(leaf_index=leaf_index)
             )
 
+    def unlogged(self, before: datetime) -> list[str]:
+        """Requests whose justification was kept before ``before`` and never marked logged."""
+        with self._store.read() as conn:
+            rows = conn.execute(
+                select(_JUSTIFICATION.c.request_id).where(
+                    _JUSTIFICATION.c.leaf_index.is_(None),
+                    _JUSTIFICATION.c.justified_at < before.timestamp(),
+                )
+            ).all()
+        return [str(row[0]) for row in rows]
+
     def get(self, request_id: str) -> Justification | None:
         with self._store.read() as conn:
             row = conn.execute(
@@ -177,7 +192,26 @@ class BreakGlassService:
     def open(
         cls, store: LedgerStore, committer: GroupCommitter, records: Records
     ) -> BreakGlassService:
-        return cls(committer, records, JustificationStore.open(store))
+        service = cls(committer, records, JustificationStore.open(store))
+        service.settle_unlogged(datetime.now(UTC))
+        return service
+
+    def settle_unlogged(self, now: datetime, request_id: str | None = None) -> None:
+        """Settle justifications a crash left kept but not marked logged (older than
+        ``STALE_AFTER``): logged if the log has the justification (its case is complete),
+        else removed, so that the requester can justify again."""
+        stale = self.justifications.unlogged(now - STALE_AFTER)
+        for each in stale if request_id is None else [r for r in stale if r == request_id]:
+            with self.records.store.read() as conn:
+                leaf_index = conn.execute(
+                    select(BREAKGLASS_CASE.c.justification_leaf_index).where(
+                        BREAKGLASS_CASE.c.request_id == each
+                    )
+                ).scalar()
+            if leaf_index is None:
+                self.justifications.remove(each)
+            else:
+                self.justifications.logged(each, int(leaf_index))
 
     def decided(self, request_id: str) -> Logged | None:
         """The ``access.decided`` event of a request, if there is one."""
@@ -195,6 +229,7 @@ class BreakGlassService:
             raise ForbiddenError("only the requester can justify a break-glass request")
         if not decided.event.get("breakglass"):
             raise ConflictError(f"request {request_id} was not a break-glass request")
+        self.settle_unlogged(now, request_id)
         if self.justifications.get(request_id) is not None:
             raise ConflictError(f"break-glass request {request_id} is already justified")
         salt = new_salt()

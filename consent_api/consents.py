@@ -23,7 +23,14 @@ from ledger.batcher import GroupCommitter
 from ledger.store import LedgerStore
 
 from .auth import Principal, Role
-from .domain.consent import RESIDENT, Consent, Grantor, guardian_authority_end, renew_by_resident
+from .domain.consent import (
+    RESIDENT,
+    Consent,
+    Grantor,
+    guardian_authority_end,
+    guardian_in_authority,
+    renew_by_resident,
+)
 from .domain.consent import revoke as revoke_consent
 from .domain.errors import DomainError
 from .domain.narrowing import narrow as narrow_consent
@@ -97,8 +104,11 @@ class ConsentService:
         if principal.role is Role.RESIDENT:
             if principal.id == subject:
                 return
-            if principal.id in self.vault.read(subject).guardians:
-                return
+            record = self.vault.read(subject)
+            if principal.id in record.guardians:
+                if guardian_in_authority(record.birth_date, datetime.now(UTC)):
+                    return
+                raise ForbiddenError("a guardian's authority ends on the child's 14th birthday")
         raise ForbiddenError("you may not read this resident's consents")
 
     # -- changes ---------------------------------------------------------------------------------

@@ -10,15 +10,18 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from consent_api.app import create_app
 from consent_api.auth import Role
+from consent_api.breakglass import Justification, commit, new_salt
 from tests.api_helpers import (
     api_settings,
     leaves,
     platform_headers,
     register_resident,
     resident,
+    state,
 )
 from tests.test_api_access import World, assert_problem, make_world
 
@@ -190,3 +193,28 @@ def test_justification_refusals_log_nothing(world: World) -> None:
     assert justify(world, breakglass).status_code == 201
     assert_problem(justify(world, breakglass), 409, "conflict")
     assert world.size() == before + 1
+
+
+def test_a_justification_a_crash_left_unlogged_is_settled_against_the_log(world: World) -> None:
+    service = state(world.client, "breakglass")
+    # A crash after the text was kept but before its event was logged: no leaf, no case change.
+    lost = world.permit(**EMERGENCY)["request_id"]
+    salt = new_salt()
+    kept = world.clock() - timedelta(minutes=1)
+    service.justifications.put(
+        Justification(lost, "typed", salt, commit("typed", salt), kept, None)
+    )
+    assert_problem(justify(world, lost), 409, "conflict")  # a minute old: maybe still in flight
+    world.clock.advance(minutes=10)
+    assert justify(world, lost).status_code == 201  # stale, never logged: removed, justified anew
+
+    # A crash after the event was logged but before the row was marked: the log says it counts.
+    logged = world.permit(**EMERGENCY)["request_id"]
+    body = justify(world, logged).json()
+    with service.justifications._store.write() as conn:
+        conn.execute(text("UPDATE breakglass_justification SET leaf_index = NULL"))
+    before = world.size()
+    service.settle_unlogged(world.clock() + timedelta(minutes=10))
+    assert service.justifications.get(logged).leaf_index == body["leaf_index"]
+    assert_problem(justify(world, logged), 409, "conflict")
+    assert world.size() == before

@@ -132,6 +132,13 @@ def test_a_guardian_grants_for_a_child_until_14(client: TestClient, adult: str) 
         client.get(f"/v1/consents?subject={child}", headers=resident(client, stranger)).status_code
         == 403
     )
+    # Past the 14th birthday the former guardian reads nothing more about the teenager.
+    for path in (f"/v1/consents?subject={teen}", f"/v1/me/access-history?subject={teen}"):
+        refused = client.get(path, headers=resident(client, adult))
+        assert refused.status_code == 403, path
+        assert "14th birthday" in refused.json()["detail"]
+    child_history = f"/v1/me/access-history?subject={child}"
+    assert client.get(child_history, headers=resident(client, adult)).status_code == 200
 
 
 @pytest.mark.parametrize(

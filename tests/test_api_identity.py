@@ -35,6 +35,7 @@ from ledger.errors import IntegrityError, KeyFileError
 from ledger.events import decode_leaf
 from ledger.log import Ledger
 from ledger.settings import LedgerSettings
+from tests.api_helpers import Institution, platform_headers, register_resident, resident
 
 NAME = "Zbigniewa Quaresma-Lindqvist"
 IDENTIFIER = "NAT-4711-0815-XQ"
@@ -289,6 +290,32 @@ def test_erasure_logged_once_and_retried_when_logging_failed(client: TestClient)
     erased = vault.erasure(subject)
     assert erased is not None
     assert erased.leaf_index == size
+
+
+def test_an_erased_childs_lapse_date_is_no_longer_kept_or_opened(client: TestClient) -> None:
+    """The projection keeps a guardian consent's lapse date (the 14th birthday) in clear, to
+    judge by; erasing the child removes those rows, so neither the database nor the
+    regulator's lapse openings still tell the birth date."""
+    Institution(client, "h-east")
+    parent = register_resident(client, "NAT-PARENT-E", birth_date=date(1980, 1, 1))
+    child = register_resident(
+        client, "NAT-CHILD-E", birth_date=date(2016, 7, 19), guardians=(parent,)
+    )
+    rules = {"grantee": {"institution": "h-east"}, "categories": ["lab-results"]}
+    rules["purposes"] = ["treatment"]
+    granted = client.post(
+        "/v1/consents", json={**rules, "subject": child}, headers=resident(client, parent)
+    )
+    assert granted.status_code == 201, granted.text
+    regulator = platform_headers(client, Role.REGULATOR, "reg-1")
+    openings = client.get("/v1/regulator/lapse-openings", headers=regulator).json()["openings"]
+    assert [o["guardian_authority_ends"] for o in openings] == ["2030-07-19"]
+
+    assert client.delete(f"/v1/admin/residents/{child}", headers=admin(client)).status_code == 200
+    assert client.get("/v1/regulator/lapse-openings", headers=regulator).json()["openings"] == []
+    with state(client, "records").store.read() as conn:
+        bodies = [row[0] for row in conn.exec_driver_sql("SELECT body FROM consent_record")]
+    assert not any("2030-07-19" in body for body in bodies)
 
 
 @pytest.mark.parametrize(

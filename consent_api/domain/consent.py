@@ -213,6 +213,13 @@ def guardian_authority_end(birth_date: date) -> date:
         return date(year, 3, 1)
 
 
+def guardian_in_authority(birth_date: date, at: datetime) -> bool:
+    """Whether a guardian may still act for (and read about) a child at ``at``: before the
+    child's 14th birthday, 00:00 UTC."""
+    ends = guardian_authority_end(birth_date)
+    return at < datetime.combine(ends, datetime.min.time(), UTC)
+
+
 def revoke(consent: Consent, at: datetime) -> Consent:
     """The consent revoked at ``at``: from that instant on it permits and denies nothing."""
     if consent.status == "revoked":

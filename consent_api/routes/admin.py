@@ -50,7 +50,9 @@ from ..institutions import (
     public_key_from_jwk,
     public_key_from_pem,
 )
+from ..records import Records
 from ..settings import ApiSettings
+from .lapse import forget_lapse_dates, get_records
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -290,9 +292,11 @@ def erase_resident(
     subject: Annotated[str, Path(pattern=SUBJECT_PATTERN)],
     vault: Annotated[ResidentVault, Depends(get_vault)],
     committer: Annotated[GroupCommitter, Depends(get_committer)],
+    records: Annotated[Records, Depends(get_records)],
 ) -> ErasureOut:
     """Erase a resident's personal data by deleting their key; logs ``subject.erased``."""
     erasure, erased_now = vault.erase(subject)
+    forget_lapse_dates(records, subject)  # also on a retry: it is idempotent
     if not erased_now and erasure.leaf_index is not None:
         raise ErasedError(f"resident {subject} was already erased", leaf_index=erasure.leaf_index)
     # Erased first, logged second: a failed append leaves leaf_index unset, and a retry logs it.

@@ -7,7 +7,7 @@ leaf an anchored checkpoint covers carries the receipt proving it is in the anch
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -19,6 +19,7 @@ from ledger.receipts import NotAnchoredError, build_receipt
 
 from ..auth import AUTH_RESPONSES, Principal, Role, require_roles
 from ..dependencies import get_ledger, get_vault
+from ..domain.consent import guardian_in_authority
 from ..domain.vocab import Category, Purpose
 from ..errors import ForbiddenError
 from ..identity import SUBJECT_PATTERN, ResidentVault
@@ -41,8 +42,11 @@ def subject_for(principal: Principal, subject: str | None, vault: ResidentVault)
     """The subject a resident may read about: themself, or a child they are guardian of."""
     if subject is None or subject == principal.id:
         return principal.id
-    if principal.id not in vault.read(subject).guardians:
+    record = vault.read(subject)
+    if principal.id not in record.guardians:
         raise ForbiddenError("you are not a guardian of this resident")
+    if not guardian_in_authority(record.birth_date, datetime.now(UTC)):
+        raise ForbiddenError("a guardian's authority ends on the child's 14th birthday")
     return subject
 
 

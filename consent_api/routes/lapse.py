@@ -4,7 +4,8 @@ A guardian's consent is logged with ``guardian_authority_ends`` as ``{"sha256": 
 || ISO date)}`` (``consent_api.lapse``): the date would reveal the child's birth date. The
 regulator's auditor needs the date to judge decisions by, and the salt to check it against
 the logged commitment itself. Listed by leaf range from the projection, a page of rows at a
-time; an erased child's consents are not projected, so they have no opening.
+time; an erased child's guardian consents are not projected (``forget_lapse_dates`` removes
+those projected before the erasure), so they have no opening.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from ..auth import AUTH_RESPONSES, Principal, Role, require_roles
 from ..consents import ConsentService
+from ..lapse import FIELD
 from ..records import ConsentRecord, Records
 
 router = APIRouter(prefix="/v1/regulator", tags=["regulator"], responses=AUTH_RESPONSES)
@@ -86,3 +88,18 @@ def lapse_openings(
         )
     following = int(rows[-1][0]) + 1 if len(rows) == limit else None
     return LapseOpenings(openings=openings, next=following)
+
+
+def forget_lapse_dates(records: Records, subject: str) -> int:
+    """Remove an erased child's projected guardian consents: the projection keeps their lapse
+    date in clear, and it would reveal the birth date. A replay would not project them either
+    (their date can no longer be restored), so nobody can act on them any more. Returns how
+    many consent versions were removed; idempotent."""
+    with records.store.write() as conn:
+        rows = conn.execute(
+            select(_CONSENT.c.leaf_index, _CONSENT.c.body).where(_CONSENT.c.subject == subject)
+        ).all()
+        doomed = [int(i) for i, body in rows if isinstance(json.loads(body).get(FIELD), str)]
+        if doomed:
+            conn.execute(delete(_CONSENT).where(_CONSENT.c.leaf_index.in_(doomed)))
+    return len(doomed)
