@@ -8,8 +8,11 @@ out).
 * ``integrity.audit_integrity`` -- the integrity audit: signatures, anchors, forks,
   consistency, leaves against anchored roots; incremental from its state directory; given a
   ``lawfulness.Lawfulness``, it also replays the verified leaves as they stream past;
-* ``rules`` -- the consent rules, implemented again; ``replay`` -- judging each leaf by them
-  (uncovered permits and releases, grants reused or expired, break-glass); ``replay_state`` --
+* ``rules`` -- the consent rules, implemented again; ``replay_consents`` and ``replay`` --
+  judging each leaf by them (log order and effective times, consents and their narrowings,
+  uncovered permits and releases, grants reused or expired, break-glass); ``widening`` --
+  whether a new version of a consent permits more; ``policy`` -- the regulator's limits
+  (clock tolerance, justification window, grant lifetime); ``replay_state`` --
   what the replay keeps between runs; ``openings`` -- guardian lapse dates from the regulator's
   endpoint; ``report_sections`` -- lawfulness, activity and anchoring in the report;
   ``resident`` -- every access to one resident's records, proven;

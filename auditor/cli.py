@@ -1,7 +1,8 @@
 """``auditor``: the regulator's audit of a consent-ledger deployment, from the outside.
 
     auditor --api URL (--rpc URL | --chain-dir DIR) --contract ADDR --state DIR [--json REPORT]
-            [--html REPORT.html] [--token REGULATOR_TOKEN]
+            [--html REPORT.html] [--token REGULATOR_TOKEN] [--clock-tolerance SECONDS]
+            [--justify-within SECONDS] [--grant-ttl SECONDS]
     auditor resident --subject PSEUDONYM (the same options)
 
 The audit checks integrity (signatures, anchors, leaves) and replays the verified leaves for
@@ -9,6 +10,8 @@ lawfulness. ``--token`` (or ``AUDITOR_TOKEN``) is a regulator's platform token: 
 guardian lapse commitments are opened; without it guardian consents are judged without their
 lapse and counted as unverifiable in the report. ``resident`` also prints, as JSON on stdout,
 every access to one resident's records, each leaf proven, complete up to an anchored size.
+The last three options are the deployment's policy (``auditor.policy``): the replay bounds the
+times the service logs by them, never trusting a deadline or lifetime the service wrote.
 
 Progress goes to stderr, findings to stdout (one line each: code, tree size, leaves, message;
 to stderr for ``resident``, whose stdout is the JSON document). Exit codes: 0 the audit found
@@ -34,6 +37,12 @@ from .findings import Findings, Report
 from .html_report import write_html
 from .integrity import audit_integrity
 from .lawfulness import Lawfulness
+from .policy import (
+    DEFAULT_CLOCK_TOLERANCE_S,
+    DEFAULT_GRANT_TTL_S,
+    DEFAULT_JUSTIFY_WITHIN_S,
+    Policy,
+)
 from .replay_state import ReplayState
 from .resident import resident_report
 from .state import AuditorState
@@ -82,6 +91,30 @@ def build_parser(*, resident: bool = False) -> argparse.ArgumentParser:
         help="a regulator's platform token, to open guardian lapse commitments "
         "(default: $AUDITOR_TOKEN; without one they are counted as unverifiable)",
     )
+    parser.add_argument(
+        "--clock-tolerance",
+        type=float,
+        default=DEFAULT_CLOCK_TOLERANCE_S,
+        metavar="SECONDS",
+        help="how far an event may be dated before one logged earlier (group commit), and a "
+        f"logged effective time from its leaf's (default {DEFAULT_CLOCK_TOLERANCE_S:g})",
+    )
+    parser.add_argument(
+        "--justify-within",
+        type=float,
+        default=DEFAULT_JUSTIFY_WITHIN_S,
+        metavar="SECONDS",
+        help="a break-glass access must be justified within this (the deployment's "
+        f"breakglass_justify_within; default {DEFAULT_JUSTIFY_WITHIN_S})",
+    )
+    parser.add_argument(
+        "--grant-ttl",
+        type=float,
+        default=DEFAULT_GRANT_TTL_S,
+        metavar="SECONDS",
+        help="longest a grant may live (the deployment's grant_ttl; default "
+        f"{DEFAULT_GRANT_TTL_S}, the most the service accepts)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     if resident:
         parser.add_argument(
@@ -102,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_CANNOT_AUDIT
     if args.max_anchor_lag < 0:
         return _fail("--max-anchor-lag must not be negative")
+    try:
+        policy = Policy.of_seconds(args.clock_tolerance, args.justify_within, args.grant_ttl)
+    except ValueError:
+        return _fail("--clock-tolerance, --justify-within and --grant-ttl must not be negative")
 
     def progress(message: str) -> None:
         if not args.quiet:
@@ -115,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chain = _connect(args.rpc, args.chain_dir)
     except (ChainError, ValueError) as exc:
         return _fail(f"cannot reach the chain: {exc}")
-    lawfulness = Lawfulness(args.state, token=args.token or None, progress=progress)
+    lawfulness = Lawfulness(args.state, token=args.token or None, progress=progress, policy=policy)
     with chain:
         try:
             report = audit_integrity(

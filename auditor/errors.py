@@ -45,6 +45,10 @@ class StateError(AuditError):
     """The auditor's state file cannot be read or fails its own checks."""
 
 
+class OutdatedReplayError(StateError):
+    """The replay state was written by an older auditor: it is replayed again from leaf 0."""
+
+
 class StateMismatchError(StateError):
     """The state pins another ``field`` (chain, contract, key) than this run was given."""
 

@@ -4,8 +4,9 @@ The integrity audit fetches each new leaf once, to hash it; ``TappedLogClient`` 
 leaves, in order, to the replay as they stream past (nothing is fetched twice, nothing is
 buffered). The replay is speculative until the integrity audit has verified the leaves: it is
 kept (written to the state directory with the verified head) only when the head the integrity
-audit verified is exactly the size replayed; otherwise it is dropped and the last committed
-replay is reported, so only leaves verified against a signed and anchored tree are ever judged.
+audit verified (the latest signed checkpoint it checked, anchored or not yet) is exactly the
+size replayed; otherwise it is dropped and the last committed replay is reported, so only
+leaves verified against a signed tree head are ever judged.
 
 A state written by an auditor without the replay (verified head, no replay) is caught up once:
 the leaves below the verified size are fetched, rehashed to the verified root, and replayed.
@@ -20,19 +21,17 @@ import httpx
 
 from hashing import CompactRange, leaf_hash
 
-from .errors import StateError
+from .errors import OutdatedReplayError, StateError
 from .fetch import DEFAULT_TIMEOUT_S, LogClient, ServedLeaf
 from .findings import Finding, FindingCode, Findings, Report
 from .openings import Openings, fetch_openings
+from .policy import Policy
 from .replay import Replay
 from .replay_state import ReplayState, read_blob, remove_other_blobs, write_blob
 from .report_sections import activity_section, lawfulness_section, overdue_findings
 from .state import AuditorState, ReplayRef
 
 PROGRESS_EVERY = 100_000
-GRANT_RETENTION_US = 3_600 * 1_000_000
-"""Grants expired longer than this before the latest event are not kept from run to run
-(the service keeps grants for at most an hour: a later use is refused as expired anyway)."""
 
 Progress = Callable[[str], None]
 
@@ -53,9 +52,15 @@ class Lawfulness:
     """One run's replay: loaded with the auditor state, fed by the leaf pass, then settled."""
 
     def __init__(
-        self, state_dir: Path, *, token: str | None = None, progress: Progress | None = None
+        self,
+        state_dir: Path,
+        *,
+        token: str | None = None,
+        progress: Progress | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.state_dir = state_dir
+        self.policy = policy or Policy()
         self.token = token
         self.say: Progress = progress or (lambda _message: None)
         self.replay_state = ReplayState()
@@ -70,7 +75,12 @@ class Lawfulness:
     def load(self, state: AuditorState) -> None:
         """Read the replay the state file names (a fresh one if it names none)."""
         if state.replay is not None:
-            loaded = read_blob(self.state_dir, state.replay.file, state.replay.sha256)
+            try:
+                loaded = read_blob(self.state_dir, state.replay.file, state.replay.sha256)
+            except OutdatedReplayError as exc:
+                self.say(f"{exc}: replaying the verified leaves again")
+                state.replay = None
+        if state.replay is not None:
             verified = state.verified
             if (
                 verified is None
@@ -93,26 +103,46 @@ class Lawfulness:
         latest_size: int,
         findings: Findings,
     ) -> None:
-        """Catch up if needed, fetch lapse openings, and arm the tap up to ``latest_size``."""
+        """Catch up if needed, fetch lapse openings, and arm the tap up to ``latest_size``.
+
+        Guardian lapse commitments an earlier run could not open (``ReplayState.pending``) are
+        asked for again. Once one opens, the decisions it bears on may be judged otherwise: the
+        replay then starts over from leaf 0 with every opening, exactly as a first run would.
+        """
         start = self.replay_state.tree_size
         openings: Openings = {}
-        if self.token is not None and latest_size > start:
-            client = httpx.Client(timeout=DEFAULT_TIMEOUT_S) if http is None else http
-            try:
-                openings, self.requests = fetch_openings(
-                    client, log.base_url, self.token, start, latest_size
-                )
-            finally:
-                if client is not http:
-                    client.close()
+        pending = self.replay_state.pending
+        first = min([start, *pending.values()])
+        if self.token is not None and (latest_size > start or pending):
+            openings = self._openings(log, http, first, max(latest_size, start))
+            if first < start and not pending.keys().isdisjoint(openings):
+                self.say("a lapse commitment left open before is opened now: replaying anew")
+                self.replay_state = ReplayState()
+                self.loaded_size = None
+                start = 0
+                if first > 0:
+                    openings.update(self._openings(log, http, 0, first))
             self.say(f"opened {len(openings)} guardian lapse commitments")
         anchored = frozenset(a.tree_size for a in state.anchors)
-        self.replay = Replay(self.replay_state, openings, anchored)
+        self.replay = Replay(self.replay_state, openings, anchored, self.policy)
         self.limit = latest_size
         if start < state.verified_size and state.verified is not None:
             self._catch_up(log, state.verified_size, state.verified.root_hash, findings)
         if isinstance(log, TappedLogClient):
             log.tap = self._feed
+
+    def _openings(
+        self, log: LogClient, http: httpx.Client | None, start: int, end: int
+    ) -> Openings:
+        assert self.token is not None
+        client = httpx.Client(timeout=DEFAULT_TIMEOUT_S) if http is None else http
+        try:
+            openings, requests = fetch_openings(client, log.base_url, self.token, start, end)
+        finally:
+            if client is not http:
+                client.close()
+        self.requests += requests
+        return openings
 
     def disarm(self, log: LogClient) -> None:
         if isinstance(log, TappedLogClient):
@@ -156,7 +186,6 @@ class Lawfulness:
                 return  # nothing new
             replayed.root_hash = verified.root_hash
             if replayed.last_at is not None:
-                replayed.prune_grants(replayed.last_at - GRANT_RETENTION_US)
                 # Checkpoints are anchored after they are seen: remember this one's last event.
                 replayed.anchored_event_time[verified.tree_size] = replayed.last_at
             name, digest = write_blob(self.state_dir, replayed.to_blob())

@@ -1,54 +1,50 @@
 """The lawfulness replay: every verified leaf, in log order, judged by ``auditor.rules``.
 
 Each leaf updates the ``ReplayState`` (consents, institutions, grants, break-glass cases) and
-is checked against what came before it in the log:
+is checked against what came before it in the log (``auditor.replay_consents`` reads the leaf,
+its clock and the consents; this module the access events):
 
 * a permit (not break-glass) must be covered by the subject's consents at its instant, for a
-  registered requester of the type it was registered with, and the consents it says it relied
-  on must be records of those consents that permit it;
-* a break-glass permit must be for the emergency purpose and emergency categories only, and
-  be justified by its deadline (``justify_by``, as the decision recorded it);
-* a release must redeem a grant a permit issued, to its requester and holder, for its subject,
-  categories and purpose, once, before the grant expired, and (unless break-glass) still be
-  covered by the consents at the release's instant;
+  registered and active requester of the type it was registered with and a registered and
+  active holder, and the consents it says it relied on must be records of those consents that
+  permit it; a permit of no category at all is not covered by anything;
+* a break-glass permit must be for the emergency purpose and emergency categories only, by and
+  from active institutions, about a resident not erased, and be justified by its deadline: the
+  one the regulator's policy sets (``Policy.justify_within_us`` after the permit), or the
+  logged ``justify_by`` if earlier; a missing or later logged deadline is a finding;
+* a grant lives at most ``Policy.grant_ttl_us``: a longer logged expiry is a finding, and the
+  grant is held to the policy's;
+* a release must redeem a grant a permit issued, to its requester and holder (both still
+  active), for its subject, categories and purpose, once, before the grant expired, and (unless
+  break-glass) still be covered by the consents at the release's instant;
 * a leaf that is not a known event, or lacks what its kind carries, is a ``bad-event``.
-
-Guardian consents carry a commitment to the lapse date; ``Openings`` (from the regulator's
-endpoint) open it. A commitment that cannot be opened leaves the consent without a lapse and is
-counted as unverifiable; an opening that does not match its commitment is a finding.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
 from typing import Any, Final
 
-import orjson
-
 from .findings import FindingCode
+from .policy import Policy
+from .replay_consents import CONSENT_KINDS, ConsentReplay, Openings
 from .replay_state import ReplayState
 from .rules import (
     EMERGENCY_CATEGORIES,
     EMERGENCY_PURPOSES,
     RuleError,
-    Version,
+    iso,
     judge,
     micros,
-    midnight,
     optional_micros,
-    rule_of,
 )
 
-#: (consent_id, version) -> (lapse date, ISO; salt)
-Openings = Mapping[tuple[str, int], tuple[str, bytes]]
+__all__ = ["CLAIMED_REFUSALS", "CONSENT_KINDS", "Openings", "Replay"]
 
-CONSENT_KINDS: Final = frozenset({"consent.granted", "consent.narrowed", "consent.revoked"})
 #: A refusal code the service logs after it claimed the grant: the grant is used up.
 CLAIMED_REFUSALS: Final = frozenset({"consent-no-longer-covers"})
 
 
-class Replay:
+class Replay(ConsentReplay):
     """Applies leaves to ``state`` in order; findings go into ``state.findings``."""
 
     def __init__(
@@ -56,120 +52,17 @@ class Replay:
         state: ReplayState,
         openings: Openings | None = None,
         anchored_sizes: frozenset[int] = frozenset(),
+        policy: Policy | None = None,
     ) -> None:
-        self.state = state
-        self.openings: Openings = openings or {}
-        self.anchored_sizes = anchored_sizes
-        self.count = state.counts
-        self._handlers = {
-            "consent.granted": self._consent,
-            "consent.narrowed": self._consent,
-            "consent.revoked": self._consent,
-            "access.decided": self._decided,
-            "access.released": self._released,
-            "access.refused": self._refused,
-            "breakglass.justified": self._justified,
-            "institution.registered": self._institution,
-            "institution.revoked": self._ignore,
-            "subject.erased": self._erased,
-        }
-
-    @property
-    def tree_size(self) -> int:
-        return self.state.tree_size
-
-    def apply(self, leaf_index: int, leaf_data: bytes) -> None:
-        """Replay one leaf; it must be the next one (``leaf_index == tree_size``)."""
-        if leaf_index != self.state.tree_size:
-            raise ValueError(f"leaf {leaf_index} replayed after {self.state.tree_size} leaves")
-        self.state.tree_size = leaf_index + 1
-        self.count["events"] += 1
-        try:
-            value = orjson.loads(leaf_data)
-            kind, data = value["kind"], value["data"]
-            handler = self._handlers.get(kind) if isinstance(kind, str) else None
-            if handler is None or not isinstance(data, dict) or len(value) != 2:
-                raise RuleError(f"not a known event kind: {str(kind)[:40]!r}")
-            at = data.get("at")
-            if isinstance(at, str):
-                self.state.last_at = micros(at)  # parsed once: the handlers read it here
-            handler(leaf_index, data)
-        except (RuleError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            message = f"leaf {leaf_index} is not a valid event: {type(exc).__name__}: {exc}"
-            self.find(FindingCode.BAD_EVENT, message, leaf_index)
-        if leaf_index + 1 in self.anchored_sizes and self.state.last_at is not None:
-            self.state.anchored_event_time[leaf_index + 1] = self.state.last_at
-
-    def find(self, code: FindingCode, message: str, *leaf_indices: int) -> None:
-        self.state.findings.append((str(code), message, tuple(leaf_indices)))
-
-    # -- consents and parties -------------------------------------------------------------------
-
-    def _consent(self, leaf_index: int, data: dict[str, Any]) -> None:
-        body = data["consent"]
-        consent_id, subject, number = body["consent_id"], body["subject"], body["version"]
-        if not isinstance(consent_id, str) or not isinstance(subject, str):
-            raise RuleError("consent_id and subject must be strings")
-        if type(number) is not int or number < 1:
-            raise RuleError(f"a consent version must be a positive integer, not {number!r}")
-        known = self.state.consent_subject.setdefault(consent_id, subject)
-        if known != subject:
-            raise RuleError(f"consent {consent_id} was logged for another subject before")
-        history = self.state.consents_of(subject, create=True).setdefault(consent_id, [])
-        revoked = optional_micros(body.get("revoked_at"))
-        if revoked is not None:
-            for n, version in enumerate(history):
-                if version.version == number:
-                    history[n] = version._replace(revoked=revoked, revoke_leaf_index=leaf_index)
-                    return
-        version = Version(
-            version=number,
-            leaf_index=leaf_index,
-            granted=micros(body["granted_at"]),
-            revoked=revoked,
-            revoke_leaf_index=None if revoked is None else leaf_index,
-            lapse=self._lapse(leaf_index, consent_id, number, body.get("guardian_authority_ends")),
-            rule=rule_of(body, root=True),
+        super().__init__(state, openings, anchored_sizes, policy)
+        self._handlers.update(
+            {
+                "access.decided": self._decided,
+                "access.released": self._released,
+                "access.refused": self._refused,
+                "breakglass.justified": self._justified,
+            }
         )
-        if history and history[-1].version >= number:
-            raise RuleError(f"consent {consent_id} version {number} is not after the last one")
-        history.append(version)
-
-    def _lapse(self, leaf_index: int, consent_id: str, number: int, ends: object) -> int | None:
-        if ends is None:
-            return None
-        if isinstance(ends, str):
-            return midnight(ends)
-        committed = ends.get("sha256") if isinstance(ends, dict) else None
-        if not isinstance(committed, str):
-            raise RuleError("guardian_authority_ends is neither a date nor a commitment")
-        opening = self.openings.get((consent_id, number))
-        if opening is None:
-            self.count["unverifiable_guardian_consents"] += 1
-            return None
-        day, salt = opening
-        if hashlib.sha256(salt + day.encode()).hexdigest() != committed:
-            self.count["unverifiable_guardian_consents"] += 1
-            self.find(
-                FindingCode.LAPSE_MISMATCH,
-                f"the lapse date the service opens for consent {consent_id} version {number} "
-                f"({day}) does not match the commitment logged in leaf {leaf_index}",
-                leaf_index,
-            )
-            return None
-        return midnight(day)
-
-    def _institution(self, leaf_index: int, data: dict[str, Any]) -> None:
-        institution, kind = data["institution_id"], data["institution_type"]
-        if not isinstance(institution, str) or not isinstance(kind, str):
-            raise RuleError("institution_id and institution_type must be strings")
-        self.state.institutions.setdefault(institution, kind)
-
-    def _erased(self, leaf_index: int, data: dict[str, Any]) -> None:
-        self.state.erased.setdefault(str(data["subject"]), leaf_index)
-
-    def _ignore(self, leaf_index: int, data: dict[str, Any]) -> None:
-        pass
 
     # -- access ---------------------------------------------------------------------------------
 
@@ -199,13 +92,15 @@ class Replay:
             return
         self.count["permits"] += 1
         known = self.state.grants.get(request_id) or self.state.used.get(request_id)
-        if known is not None:
-            raise RuleError(f"request {request_id} was permitted already in leaf {known[0]}")
-        expires = optional_micros(data.get("grant_expires_at"))
+        spent = self.state.spent.get(request_id)
+        if known is not None or spent is not None:
+            earlier = known[0] if known is not None else spent
+            raise RuleError(f"request {request_id} was permitted already in leaf {earlier}")
+        expires = self._expiry(leaf_index, at, data.get("grant_expires_at"))
         grant = (leaf_index, requester, holder, subject, categories, purpose, expires, breakglass)
         self.state.grants[request_id] = grant
         if breakglass:
-            self._breakglass(leaf_index, data, categories)
+            self._breakglass(leaf_index, data, subject, categories, at)
             self._references(leaf_index, subject, data.get("relied_on") or [])
             return
         why = self._uncovered(subject, requester, holder, categories, purpose, at, data)
@@ -216,6 +111,21 @@ class Replay:
                 f"{subject[:12]}… from {holder} for {purpose}, but {why}",
                 leaf_index,
             )
+
+    def _expiry(self, leaf_index: int, at: int, logged: object) -> int:
+        """The grant's expiry: the logged one, unless missing or beyond the policy's lifetime."""
+        expires = optional_micros(logged)
+        limit = at + self.policy.grant_ttl_us
+        if expires is None or expires > limit + self.policy.clock_tolerance_us:
+            self.find(
+                FindingCode.GRANT_LIFETIME,
+                f"leaf {leaf_index} issues a grant "
+                + ("without an expiry" if expires is None else f"expiring at {iso(expires)}")
+                + f", but a grant lives until {iso(limit)} at most",
+                leaf_index,
+            )
+            return limit
+        return expires
 
     def _uncovered(
         self,
@@ -237,9 +147,12 @@ class Replay:
         erased = self.state.erased.get(subject)
         if erased is not None and decision:
             return f"the subject was erased in leaf {erased}"
-        rtype = self.state.institutions.get(requester)
-        if rtype is None:
-            return f"no institution.registered leaf precedes it for {requester}"
+        if not categories:
+            return "it names no category (nothing can cover it)"
+        unfit = self.parties(requester, holder)
+        if unfit is not None:
+            return unfit
+        rtype = self.state.institutions[requester]
         verdict = judge(
             self.state.consents_of(subject), requester, rtype, holder, categories, purpose, at
         )
@@ -279,26 +192,47 @@ class Replay:
                 )
 
     def _breakglass(
-        self, leaf_index: int, data: dict[str, Any], categories: tuple[str, ...]
+        self,
+        leaf_index: int,
+        data: dict[str, Any],
+        subject: str,
+        categories: tuple[str, ...],
+        at: int,
     ) -> None:
         self.count["breakglass"] += 1
         purpose = data["purpose"]
-        if purpose not in EMERGENCY_PURPOSES or not set(categories) <= EMERGENCY_CATEGORIES:
+        why = self.parties(data["requester"], data["holder"])
+        if not categories:
+            why = "it names no category"
+        elif purpose not in EMERGENCY_PURPOSES or not set(categories) <= EMERGENCY_CATEGORIES:
+            why = "break-glass covers emergencies only"
+        elif subject in self.state.erased:
+            why = f"the subject was erased in leaf {self.state.erased[subject]}"
+        if why is not None:
             self.find(
                 FindingCode.BREAKGLASS_INVALID,
                 f"leaf {leaf_index} is a break-glass permit for {purpose} and "
-                f"{', '.join(categories)}: break-glass covers emergencies only",
+                f"{', '.join(categories)}: {why}",
                 leaf_index,
             )
-        justify_by = data.get("justify_by")
-        if justify_by is not None:
-            micros(justify_by)
+        logged = optional_micros(data.get("justify_by"))
+        deadline = at + self.policy.justify_within_us
+        if logged is None or logged > deadline + self.policy.clock_tolerance_us:
+            self.find(
+                FindingCode.BREAKGLASS_DEADLINE,
+                f"leaf {leaf_index} is a break-glass permit "
+                + ("without a deadline" if logged is None else f"due by {iso(logged)}")
+                + f", but it must be justified by {iso(deadline)}",
+                leaf_index,
+            )
+        else:
+            deadline = min(logged, deadline)
         self.state.cases[data["request_id"]] = [
             leaf_index,
             data["at"],
             data["requester"],
             data["holder"],
-            justify_by,
+            iso(deadline),
             None,
             None,
         ]
@@ -319,7 +253,7 @@ class Replay:
         if case[5] is not None:
             return  # the first justification is the one that counts
         case[5], case[6] = at, leaf_index
-        if case[4] is not None and micros(at) > micros(case[4]):
+        if micros(at) > micros(case[4]):
             self.find(
                 FindingCode.BREAKGLASS_LATE,
                 f"the break-glass permit in leaf {case[0]} was justified at {at} (leaf "
@@ -332,6 +266,16 @@ class Replay:
         self.count["releases"] += 1
         subject, at = self._access(leaf_index, data)
         request_id = data["request_id"]
+        spent = self.state.spent.get(request_id)
+        if spent is not None:
+            self.find(
+                FindingCode.GRANT_EXPIRED,
+                f"leaf {leaf_index} redeems the grant of leaf {spent}, which expired over an "
+                "hour before (unused or used)",
+                spent,
+                leaf_index,
+            )
+            return
         settled = self.state.used.get(request_id)
         if settled is not None:
             permit, first, _ = settled
@@ -349,7 +293,7 @@ class Replay:
             self.find(
                 FindingCode.UNCOVERED_RELEASE,
                 f"leaf {leaf_index} releases data under request {request_id}, which no "
-                "permit before it granted (or whose grant expired over an hour before)",
+                "permit before it granted",
                 leaf_index,
             )
             return
@@ -391,6 +335,14 @@ class Replay:
             )
             return
         if breakglass:
+            unfit = self.parties(requester, holder)
+            if unfit is not None:
+                self.find(
+                    FindingCode.UNCOVERED_RELEASE,
+                    f"leaf {leaf_index} releases under the grant of leaf {permit}, but {unfit}",
+                    permit,
+                    leaf_index,
+                )
             return
         why = self._uncovered(
             subject, requester, holder, categories, purpose, at, {}, decision=False

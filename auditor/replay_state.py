@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import StateError
+from .errors import OutdatedReplayError, StateError
 from .rules import Rule, Version
 
-FORMAT: Final = 1
+FORMAT: Final = 2
 PREFIX: Final = "replay-"
 
 #: (permit leaf, requester, holder, subject, categories (sorted), purpose, expires, breakglass)
@@ -69,7 +69,20 @@ class ReplayState:
     """Each subject's access events by leaf index (the per-resident report's index)."""
     findings: list[Recorded] = field(default_factory=list)
     last_at: int | None = None
-    """The latest event instant replayed (microseconds)."""
+    """The instant of the last timed event replayed (microseconds)."""
+    latest_at: int | None = None
+    """The latest instant of any event replayed (µs): later events may not be much earlier."""
+    latest_leaf: int = -1
+    """The leaf that carried ``latest_at``."""
+    deactivated: dict[str, int] = field(default_factory=dict)
+    """Institutions deactivated (``institution.revoked``), with the leaf that did it."""
+    spent: dict[str, int] = field(default_factory=dict)
+    """Request ids of grants expired long ago (pruned), with their permit leaf: ids only, so a
+    reuse of one is still caught however long ago it was issued."""
+    next_prune: int | None = None
+    """The event time (µs) at which the replay next prunes long-expired grants."""
+    pending: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Guardian lapse commitments not opened yet ((consent_id, version) -> leaf index)."""
     anchored_event_time: dict[int, int] = field(default_factory=dict)
     """``last_at`` at each size anchored when it was replayed, and at each verified size a run
     ended at (anchored later, maybe): the anchoring lag is measured from it."""
@@ -102,19 +115,19 @@ class ReplayState:
         return found
 
     def prune_grants(self, expired_before: int) -> int:
-        """Forget grants that expired before ``expired_before`` (µs); return how many.
+        """Keep only the id (``spent``) of grants that expired before ``expired_before`` (µs).
 
-        A release under one of them later on is still a finding (``uncovered-release``: no
-        live permit granted it), so the state stays as large as the grants still in play.
+        A later release or permit under one of those ids is still a finding, so pruning changes
+        no verdict; the replay calls it at instants fixed by the events alone.
         """
         gone = [rid for rid, g in self.grants.items() if g[6] is not None and g[6] < expired_before]
         for request_id in gone:
-            del self.grants[request_id]
+            self.spent[request_id] = self.grants.pop(request_id)[0]
         settled = [
             rid for rid, s in self.used.items() if s[2] is not None and s[2] < expired_before
         ]
         for request_id in settled:
-            del self.used[request_id]
+            self.spent[request_id] = self.used.pop(request_id)[0]
         return len(gone) + len(settled)
 
     # -- blob -----------------------------------------------------------------------------------
@@ -143,6 +156,12 @@ class ReplayState:
                 self.findings,
                 self.last_at,
                 self.anchored_event_time,
+                self.latest_at,
+                self.latest_leaf,
+                self.deactivated,
+                self.spent,
+                self.next_prune,
+                self.pending,
             )
         )
 
@@ -152,7 +171,9 @@ class ReplayState:
         gc.disable()  # millions of young tuples, none of them garbage: a pass would find none
         try:
             data = marshal.loads(blob)  # noqa: S302 (read only after its hash is checked)
-            if not isinstance(data, tuple) or len(data) != 16 or data[0] != FORMAT:
+            if isinstance(data, tuple) and data and data[0] != FORMAT:
+                raise OutdatedReplayError(f"a replay state of format {data[0]!r}, not {FORMAT}")
+            if not isinstance(data, tuple) or len(data) != 22:
                 raise ValueError(f"not a replay state of format {FORMAT}")
             if not isinstance(data[5], dict):
                 raise ValueError("consents must be a dict")
@@ -171,6 +192,12 @@ class ReplayState:
                 findings=data[13],
                 last_at=data[14],
                 anchored_event_time=data[15],
+                latest_at=data[16],
+                latest_leaf=data[17],
+                deactivated=data[18],
+                spent=data[19],
+                next_prune=data[20],
+                pending=data[21],
                 stored=data[5],
             )
         except (ValueError, TypeError, EOFError, IndexError, AttributeError) as exc:

@@ -112,7 +112,11 @@ class AuditorState:
             raise StateError(f"{path} is damaged: {exc}") from exc
 
     def save(self, directory: Path) -> Path:
-        """Write the state atomically (temporary file, fsync, rename)."""
+        """Write the state atomically (temporary file, fsync, rename, fsync the directory).
+
+        The directory is synced before returning: callers delete the replay blobs the old
+        state named right after, and a power loss must not leave the old name pointing at one.
+        """
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / STATE_FILE
         tmp = directory / f".{STATE_FILE}.{os.getpid()}.tmp"
@@ -122,6 +126,11 @@ class AuditorState:
             handle.flush()
             os.fsync(handle.fileno())
         tmp.replace(path)
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         return path
 
 

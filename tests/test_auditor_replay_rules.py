@@ -17,10 +17,11 @@ import pytest
 
 from auditor.errors import StateError
 from auditor.findings import FindingCode, Findings
+from auditor.policy import Policy
 from auditor.replay import Replay
 from auditor.replay_state import ReplayState, read_blob, write_blob
 from auditor.report_sections import activity_section, overdue_findings
-from auditor.rules import micros
+from auditor.rules import iso, micros
 
 SUBJECT = "s" * 64
 CHILD = "c" * 64
@@ -28,15 +29,20 @@ T0 = "2026-03-01T10:00:00.000000Z"
 LATER = "2026-03-01T11:00:00.000000Z"
 EXPIRES = "2026-03-01T11:05:00.000000Z"
 AFTER_EXPIRY = "2026-03-01T11:06:00.000000Z"
+GRANT_TTL_US = 300_000_000  # the service's default: a permit at LATER expires at EXPIRES
 Code = FindingCode
 
 
 class Log:
     """A log being written: leaves in order, and their replay."""
 
-    def __init__(self, openings: dict[tuple[str, int], tuple[str, bytes]] | None = None) -> None:
+    def __init__(
+        self,
+        openings: dict[tuple[str, int], tuple[str, bytes]] | None = None,
+        policy: Policy | None = None,
+    ) -> None:
         self.state = ReplayState()
-        self.replay = Replay(self.state, openings)
+        self.replay = Replay(self.state, openings, policy=policy)
         self.requests = 0
         self.leaves: list[bytes] = []
 
@@ -55,7 +61,7 @@ class Log:
 
     def consent(self, kind: str = "consent.granted", **fields: Any) -> int:
         body = consent_body(**fields)
-        return self.add(kind, {"consent": body, "at": body["granted_at"]})
+        return self.add(kind, {"consent": body, "at": body["revoked_at"] or body["granted_at"]})
 
     def decide(self, decision: str = "permit", **fields: Any) -> int:
         self.requests += 1
@@ -73,9 +79,9 @@ class Log:
             "relied_on": [],
             "breakglass": False,
         }
-        if decision == "permit":
-            event["grant_expires_at"] = EXPIRES
         event.update(fields)
+        if decision == "permit" and "grant_expires_at" not in fields:
+            event["grant_expires_at"] = iso(micros(event["at"]) + GRANT_TTL_US)
         return self.add("access.decided", event)
 
     def release(self, permit: int, **fields: Any) -> int:
@@ -188,7 +194,6 @@ def test_a_permit_covered_by_a_consent_it_names_is_lawful_and_a_denial_needs_non
         pytest.param(
             {"period": {"start": EXPIRES, "end": None}}, {}, False, id="period not started"
         ),
-        pytest.param({"granted_at": EXPIRES}, {}, False, id="granted after the request"),
     ],
 )
 def test_each_condition_of_a_consent(
@@ -241,6 +246,15 @@ def test_an_opt_out_vetoes_what_another_consent_permits(log: Log) -> None:
     assert log.codes() == [(Code.UNCOVERED_PERMIT, (permit,))]
 
 
+def test_a_consent_granted_after_the_request_does_not_cover_it(log: Log) -> None:
+    leaf = log.consent(granted_at=EXPIRES)
+    permit = log.decide(relied_on=relied(leaf))  # dated before the consent it relies on
+    assert log.codes() == [
+        (Code.BACKDATED, (leaf, permit)),
+        (Code.UNCOVERED_PERMIT, (permit,)),
+    ]
+
+
 def test_a_revocation_takes_effect_at_its_instant(log: Log) -> None:
     granted = log.consent()
     log.decide(at=T0, relied_on=relied(granted))
@@ -256,8 +270,8 @@ def test_a_revocation_takes_effect_at_its_instant(log: Log) -> None:
 
 def test_a_narrowed_version_governs_from_its_grant_on(log: Log) -> None:
     first = log.consent(categories=("lab-results", "imaging"))
-    second = log.consent("consent.narrowed", version=2, categories=("imaging",), granted_at=LATER)
     earlier = log.decide(at="2026-03-01T10:30:00.000000Z", relied_on=relied(first))
+    second = log.consent("consent.narrowed", version=2, categories=("imaging",), granted_at=LATER)
     later = log.decide(at=EXPIRES, relied_on=relied(second))
     imaging = log.decide(at=EXPIRES, categories=["imaging"], relied_on=relied(second))
     assert log.codes() == [(Code.UNCOVERED_PERMIT, (later,))]
@@ -286,10 +300,10 @@ def test_a_denial_naming_a_record_the_log_does_not_hold_is_a_bad_reference(log: 
 def test_no_decision_is_made_about_an_erased_subject(log: Log) -> None:
     leaf = log.consent()
     earlier = log.decide(at=T0, relied_on=relied(leaf))
-    log.add("subject.erased", {"subject": SUBJECT, "erased_at": "2026-03-01T10:10:00Z"})
-    permit = log.decide(relied_on=relied(leaf))
+    log.add("subject.erased", {"subject": SUBJECT, "erased_at": "2026-03-01T10:02:00Z"})
     # A grant issued before the erasure is judged by the consents, as the service judges it.
-    log.release(earlier, at="2026-03-01T10:11:00.000000Z")
+    log.release(earlier, at="2026-03-01T10:03:00.000000Z")
+    permit = log.decide(relied_on=relied(leaf))
     assert log.codes() == [(Code.UNCOVERED_PERMIT, (permit,))]
 
 
@@ -310,6 +324,7 @@ def test_a_guardian_consent_lapses_at_midnight_utc_of_the_14th_birthday(
     salt = bytes(range(32))
     log = Log({("c-1", 1): ("2026-03-10", salt)})
     log.institution("h-req")
+    log.institution("h-hold")
     leaf = log.consent(subject=CHILD, guardian_ends=commitment("2026-03-10", salt))
     permit = log.decide(subject=CHILD, at=at, relied_on=relied(leaf))
     assert log.codes(at) == ([] if lawful else [(Code.UNCOVERED_PERMIT, (permit,))])
@@ -373,9 +388,9 @@ def test_a_release_to_other_parties_or_without_a_permit(rlog: Log) -> None:
 
 def test_a_release_after_the_consent_was_revoked(rlog: Log) -> None:
     leaf = rlog.consent()
-    permit = rlog.decide(at=T0, relied_on=relied(leaf))
+    permit = rlog.decide(at="2026-03-01T10:29:00.000000Z", relied_on=relied(leaf))
     rlog.consent("consent.revoked", revoked_at="2026-03-01T10:30:00.000000Z")
-    release = rlog.release(permit, at=LATER)
+    release = rlog.release(permit, at="2026-03-01T10:31:00.000000Z")
     assert rlog.codes() == [(Code.UNCOVERED_RELEASE, (permit, release))]
 
 
@@ -436,8 +451,8 @@ def test_breakglass_justified_in_time_is_lawful_and_released_without_consent(rlo
 
 def test_breakglass_justified_late_pending_and_overdue(rlog: Log) -> None:
     late = rlog.decide(**EMERGENCY)
-    justification = justify(rlog, late, "2026-03-02T11:00:00.000001Z")
     unjustified = rlog.decide(**EMERGENCY)
+    justification = justify(rlog, late, "2026-03-02T11:00:00.000001Z")
     assert rlog.codes(now="2026-03-02T10:00:00Z") == [(Code.BREAKGLASS_LATE, (late, justification))]
     assert rlog.codes(now="2026-03-02T11:00:01Z") == [
         (Code.BREAKGLASS_LATE, (late, justification)),

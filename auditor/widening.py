@@ -1,0 +1,137 @@
+"""Whether a consent's next version permits something its previous one did not.
+
+The service proves each narrowing exact (``consent_api``'s cell search); the auditor checks it
+again, apart from that code, with a simpler test that is sufficient, never necessary: a
+version it passes permits nothing more than the one before (a deny counts as less than
+silence, since a deny of one consent overrides every other). What it checks, rule by rule:
+
+* a permit stays a permit for the same grantee, its holders, categories and purposes are
+  subsets (an empty list is "any") and its period lies within the old one; every old
+  provision (a deny exception) that could apply is kept unchanged; and where the scope
+  shrank, every old provision's part of the old scope is still inside the new scope (else a
+  deny would turn into silence there);
+* a deny stays a deny (or a permit becomes a deny with no exceptions) over at least the old
+  scope, with no exception added, and no exception at all if its scope grew;
+* a guardian's lapse is neither removed (except by the resident's own renewal from the lapse
+  on) nor moved later, and the version is not granted before the previous one, nor after a
+  revocation of it.
+"""
+
+from __future__ import annotations
+
+from .rules import Rule, Version
+
+#: A set dimension of a rule: a sorted tuple, empty meaning "any".
+Values = tuple[str, ...]
+Interval = tuple[int | None, int | None]
+
+
+def widening(old: Version, new: Version, *, guardian: bool, renewal: bool) -> str | None:
+    """How ``new`` permits more than ``old`` (None: it does not, by this check).
+
+    ``guardian``: ``new`` carries a lapse (possibly not opened, then not compared);
+    ``renewal``: ``new`` is granted by the resident themself.
+    """
+    if old.revoked is not None:
+        return f"version {old.version} was revoked in leaf {old.revoke_leaf_index}"
+    if new.granted < old.granted:
+        return "it is granted before the version it replaces"
+    if old.lapse is not None:
+        if new.lapse is None and not guardian and not (renewal and new.granted >= old.lapse):
+            return "it drops the guardian's lapse before the child is 14"
+        if new.lapse is not None and new.lapse > old.lapse:
+            return "it moves the guardian's lapse later"
+    return rule_widening(old.rule, new.rule)
+
+
+def rule_widening(old: Rule, new: Rule) -> str | None:
+    if old.grantees != new.grantees:
+        return "it changes the grantee"
+    if old.permit and new.permit:
+        return _permit_widening(old, new)
+    if old.permit:  # a permit that becomes a deny
+        if new.provisions or not _covers(new, _scope(old)):
+            return "it turns a permit into a deny with exceptions or a smaller scope"
+        return None
+    if new.permit:
+        return "it turns a deny into a permit"
+    if not set(new.provisions) <= set(old.provisions):
+        return "it adds an exception to a deny"
+    if not _covers(new, _scope(old)):
+        return "it denies less than before"
+    if new.provisions and _scope(new) != _scope(old):
+        return "it widens a deny that has exceptions"
+    return None
+
+
+def _permit_widening(old: Rule, new: Rule) -> str | None:
+    for name, before, after in (
+        ("holders", old.holders, new.holders),
+        ("categories", old.categories, new.categories),
+        ("purposes", old.purposes, new.purposes),
+    ):
+        if not _within(after, before):
+            return f"its {name} are not a subset of the previous ones"
+    if not _interval_within((new.start, new.end), (old.start, old.end)):
+        return "its period does not lie within the previous one"
+    kept = set(new.provisions)
+    for provision in old.provisions:
+        # An exception outside the old scope never applied: dropping it changes nothing.
+        if provision not in kept and _intersect(_scope(old), _scope(provision)) is not None:
+            return "it drops or changes an exception (a deny provision)"
+    if _scope(new) != _scope(old):
+        for provision in old.provisions:
+            part = _intersect(_scope(old), _scope(provision))
+            if part is not None and not _covers(new, part):
+                return "it narrows a deny provision's scope out of the consent"
+    return None
+
+
+Scope = tuple[Values, Values, Values, Interval]
+
+
+def _scope(rule: Rule) -> Scope:
+    return (rule.holders, rule.categories, rule.purposes, (rule.start, rule.end))
+
+
+def _covers(rule: Rule, scope: Scope) -> bool:
+    """Whether ``rule``'s scope (grantee aside) contains ``scope``."""
+    holders, categories, purposes, interval = scope
+    return (
+        _within(holders, rule.holders)
+        and _within(categories, rule.categories)
+        and _within(purposes, rule.purposes)
+        and _interval_within(interval, (rule.start, rule.end))
+    )
+
+
+def _intersect(a: Scope, b: Scope) -> Scope | None:
+    """The common part of two scopes; None when they do not meet."""
+    sets: list[Values] = []
+    for left, right in zip(a[:3], b[:3], strict=True):
+        if not left or not right:
+            sets.append(left or right)
+            continue
+        common = tuple(sorted(set(left) & set(right)))
+        if not common:
+            return None
+        sets.append(common)
+    starts = [t for t in (a[3][0], b[3][0]) if t is not None]
+    ends = [t for t in (a[3][1], b[3][1]) if t is not None]
+    start, end = max(starts, default=None), min(ends, default=None)
+    if start is not None and end is not None and start > end:
+        return None
+    return (sets[0], sets[1], sets[2], (start, end))
+
+
+def _within(inner: Values, outer: Values) -> bool:
+    if not outer:
+        return True
+    return bool(inner) and set(inner) <= set(outer)
+
+
+def _interval_within(inner: Interval, outer: Interval) -> bool:
+    (start, end), (outer_start, outer_end) = inner, outer
+    return (outer_start is None or (start is not None and start >= outer_start)) and (
+        outer_end is None or (end is not None and end <= outer_end)
+    )
