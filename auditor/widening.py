@@ -11,7 +11,8 @@ silence, since a deny of one consent overrides every other). What it checks, rul
   shrank, every old provision's part of the old scope is still inside the new scope (else a
   deny would turn into silence there);
 * a deny stays a deny (or a permit becomes a deny with no exceptions) over at least the old
-  scope, with no exception added, and no exception at all if its scope grew;
+  scope, with no exception added, none dropped that carries a deny of its own (a nested deny
+  overrides permits like any other), and no exception at all if its scope grew;
 * a guardian's lapse is neither removed (except by the resident's own renewal from the lapse
   on) nor moved later, and the version is not granted before the previous one, nor after a
   revocation of it.
@@ -57,6 +58,9 @@ def rule_widening(old: Rule, new: Rule) -> str | None:
         return "it turns a deny into a permit"
     if not set(new.provisions) <= set(old.provisions):
         return "it adds an exception to a deny"
+    if any(_carries_deny(gone) for gone in set(old.provisions) - set(new.provisions)):
+        # A deny nested in an exception overrides every permit it meets, like any deny.
+        return "it drops an exception that carries deny provisions"
     if not _covers(new, _scope(old)):
         return "it denies less than before"
     if new.provisions and _scope(new) != _scope(old):
@@ -88,6 +92,11 @@ def _permit_widening(old: Rule, new: Rule) -> str | None:
 
 
 Scope = tuple[Values, Values, Values, Interval]
+
+
+def _carries_deny(rule: Rule) -> bool:
+    """Whether a deny provision lies anywhere below ``rule``."""
+    return any(not nested.permit or _carries_deny(nested) for nested in rule.provisions)
 
 
 def _scope(rule: Rule) -> Scope:

@@ -3,7 +3,7 @@
 ``python -m bench.api_cpu [--requests N] [--concurrency C] [--profile out.pstats]`` builds the
 app on a temporary SQLite data dir, registers two hospitals and a few hundred residents (two in
 three consent), then posts N access requests from C concurrent tasks and reports the process's
-CPU time (all threads: the event loop, the thread pool, the group committer) per decision,
+CPU time (all threads: the event loop, the group committer, any others) per decision,
 beside the same figure for ``GET /v1/ping`` measured in the same process. CPU time is far less
 sensitive than wall-clock to other work sharing the machine, so before/after comparisons of the
 decision path use it. ``--profile`` writes a cProfile of the decisions (event loop thread only).

@@ -1,33 +1,33 @@
-"""Access decisions, grant redemption and break-glass: the service behind the access routes.
+"""Access decisions and break-glass: the service behind the access routes (``redemption``
+redeems their grants).
 
 Every decision is logged, denials included, as ``access.decided`` through the group committer,
-durable when ``append`` returns; its projection row, and for a permit its grant, are written in
-the same transaction, so a grant exists exactly when its decision is in the log. The logged
-``decision``, ``reason`` and ``relied_on`` are what ``decide`` says about the request at ``at``
-given the subject's logged consents, so an auditor replaying the leaf reaches them again,
-except that a break-glass request the consents do not permit is logged with ``decision:
-"permit"`` and ``breakglass: true`` (``reason`` and ``relied_on`` still say what the consents
-said).
-
-A redemption is logged as ``access.released``; every refusal of one as ``access.refused`` with
-its ``refusal`` code, before the problem response goes out; the grant's outcome is settled in
-the same transaction. Neither event holds the token.
+and answered only once its batch is committed; its projection row, and for a permit its grant,
+are written in the same transaction, so a grant exists exactly when its decision is in the log.
+The logged ``decision``, ``reason`` and ``relied_on`` are what ``decide`` says about the request
+at ``at`` given the subject's logged consents, so an auditor replaying the leaf reaches them
+again, except that a break-glass request the consents do not permit is logged with
+``decision: "permit"`` and ``breakglass: true`` (``reason`` and ``relied_on`` still say what the
+consents said).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
+import threading
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
-from typing import Any, NoReturn
+from typing import Any
 
 from sqlalchemy import Executable
 
 from ledger.batcher import EventRows, GroupCommitter
+from ledger.engine import RawReader
 from ledger.store import LedgerStore
 
 from .domain.consent import Consent
@@ -41,18 +41,10 @@ from .domain.vocab import (
     Purpose,
 )
 from .errors import UnprocessableError
+from .gate import SHARED_LOCK_SQL, SubjectGate, advisory_key
 from .grants import (
-    Claim,
-    ConsentWithdrawnError,
     Grant,
-    GrantExpiredError,
-    GrantMismatchError,
-    GrantRedeemedError,
-    GrantRefusedError,
     GrantStore,
-    GrantWrongPartyError,
-    UnknownGrantError,
-    grant_ref,
     new_grant_token,
     token_hash,
 )
@@ -61,8 +53,8 @@ from .institutions import InstitutionRegistry
 from .records import Records
 from .settings import ApiSettings
 
-DECISION_THREADS = 64
-"""Decisions in flight at once in one process (each holds a thread until its commit)."""
+DECISION_THREADS = 8
+"""Threads deciding at once in one process (a decision holds one for its reads only)."""
 
 Clock = Callable[[], datetime]
 Event = dict[str, Any]
@@ -116,8 +108,26 @@ class Decided(Logged):
     """The grant's secret, for the requester only; never stored, never logged."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A decision ready to log: its event, and for a permit the grant's secret and row."""
+
+    event: Event
+    token: str | None
+    grant: EventRows | None
+
+
+_Work = tuple[dict[str, Any], asyncio.AbstractEventLoop, "asyncio.Future[int]", list[_Prepared]]
+
+
+def _fail(future: asyncio.Future[int], exception: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exception)
+
+
 class AccessService:
-    """Decides and logs access requests (break-glass included) and redeems their grants."""
+    """Decides and logs access requests (break-glass included); ``redemption`` redeems their
+    grants through it."""
 
     def __init__(
         self,
@@ -127,9 +137,12 @@ class AccessService:
         institutions: InstitutionRegistry,
         vault: ResidentVault,
         *,
+        gate: SubjectGate,
         grant_ttl: timedelta,
         justify_within: timedelta,
     ) -> None:
+        self.gate = gate
+        self._postgresql = records.store.engine.dialect.name == "postgresql"
         self.committer = committer
         self.records = records
         self.grants = grants
@@ -137,18 +150,69 @@ class AccessService:
         self.vault = vault
         self.grant_ttl = grant_ttl
         self.justify_within = justify_within
-        # Decisions run here, each waiting for its group commit: as many at once as the
-        # committer should batch. (asyncio's executor hand-off costs a fraction of anyio's
-        # thread pool's, which the rest of the API uses.)
-        self._threads = ThreadPoolExecutor(DECISION_THREADS, thread_name_prefix="decide")
+        # A decision's two reads are indexed lookups in the process on SQLite: done on the
+        # event loop, each costs less than a hand-off to a thread and back (and the GIL
+        # switches those bring). On PostgreSQL each read is a round trip, which would hold up
+        # every request on the loop: there decisions are read and decided on the service's
+        # threads. Neither waits for its commit, so a few threads serve any number in flight.
+        self._inline = records.store.engine.dialect.name == "sqlite"
+        self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._serve_decisions, name=f"decide-{n}", daemon=True)
+            for n in range(0 if self._inline else DECISION_THREADS)
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    async def decide_in_thread(self, **request: Any) -> Decided:
-        """``request_access`` on one of the service's decision threads, awaited."""
+    async def decide_async(self, **request: Any) -> Decided:
+        """``request_access`` for the event loop: decided (on the loop, or on one of the
+        service's threads) and queued for the committer; the loop hears of the commit once per
+        batch, not once per decision."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, partial(self.request_access, **request))
+        committed: asyncio.Future[int] = loop.create_future()
+        if self._inline:
+            decision = self._queued(self._prepare(**request), loop, committed)
+        else:
+            prepared: list[_Prepared] = []
+            self._work.put((request, loop, committed, prepared))
+        leaf_index = await committed
+        if not self._inline:
+            decision = prepared[0]
+        return Decided(leaf_index, decision.event, decision.token)
+
+    def _queued(
+        self, decision: _Prepared, loop: asyncio.AbstractEventLoop, committed: asyncio.Future[int]
+    ) -> _Prepared:
+        """Queue ``decision``'s event, its projection and grant for the group committer."""
+        encoded = self.committer.ledger.encode("access.decided", decision.event)
+        rows = self._rows("access.decided", decision.event, decision.grant)
+        self.committer.submit_settling(loop, committed, encoded, rows)
+        return decision
+
+    def _decide_on_thread(
+        self,
+        request: dict[str, Any],
+        loop: asyncio.AbstractEventLoop,
+        committed: asyncio.Future[int],
+        prepared: list[_Prepared],
+    ) -> None:
+        try:
+            decision = self._prepare(**request)
+            prepared.append(decision)  # before the commit can settle ``committed``
+            self._queued(decision, loop, committed)
+        except BaseException as exc:  # the loop's caller must hear of it, whatever it is
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_fail, committed, exc)
+
+    def _serve_decisions(self) -> None:
+        while (item := self._work.get()) is not None:
+            self._decide_on_thread(*item)
 
     def close(self) -> None:
-        self._threads.shutdown(wait=True)
+        for _ in self._threads:
+            self._work.put(None)
+        for thread in self._threads:
+            thread.join()
 
     @classmethod
     def open(
@@ -159,14 +223,17 @@ class AccessService:
         institutions: InstitutionRegistry,
         vault: ResidentVault,
         settings: ApiSettings,
+        gate: SubjectGate,
     ) -> AccessService:
-        """The service on ``store``'s database, creating its tables on first use."""
+        """The service on ``store``'s database, creating its tables on first use; ``gate`` is
+        the one consent changes hold (``consents.SubjectLocks.gate``)."""
         return cls(
             committer,
             records,
             GrantStore.open(store),
             institutions,
             vault,
+            gate=gate,
             grant_ttl=timedelta(seconds=settings.grant_ttl),
             justify_within=timedelta(seconds=settings.breakglass_justify_within),
         )
@@ -189,7 +256,22 @@ class AccessService:
 
     # -- decisions -----------------------------------------------------------------------------
 
-    def request_access(
+    @contextmanager
+    def consents_of(self, subject: str) -> Iterator[RawReader]:
+        """A read transaction with no change of ``subject``'s consents under way (``gate``):
+        what a decision stamped before it reads is still in force at its time."""
+        with self.gate.reading(subject), self.records.store.raw_read() as reader:
+            if self._postgresql:  # and none in another worker
+                reader.rows(SHARED_LOCK_SQL, [advisory_key(subject)])
+            yield reader
+
+    def request_access(self, **request: Any) -> Decided:
+        """Decide, log, and for a permit issue a grant. Malformed requests are refused unlogged."""
+        decision = self._prepare(**request)
+        leaf_index = self.log("access.decided", decision.event, also=decision.grant)
+        return Decided(leaf_index, decision.event, decision.token)
+
+    def _prepare(
         self,
         *,
         requester: str,
@@ -200,8 +282,8 @@ class AccessService:
         purpose: Purpose,
         emergency: bool,
         now: datetime,
-    ) -> Decided:
-        """Decide, log, and for a permit issue a grant. Malformed requests are refused unlogged."""
+    ) -> _Prepared:
+        """The decision's event to log, and for a permit its grant's secret and row."""
         if emergency and purpose not in EMERGENCY_PURPOSES:
             raise UnprocessableError(f"break-glass needs an emergency purpose, not {purpose}")
         if emergency and not categories <= EMERGENCY_CATEGORIES:
@@ -214,7 +296,7 @@ class AccessService:
             raise UnprocessableError(f"the holder {holder} is not an active institution")
         # Either read may see a later state than the other: a resident's consent rows are only
         # ever added, and a key only deleted (erased), so no mix of the two is unsafe.
-        with self.records.store.raw_read() as reader:
+        with self.consents_of(subject) as reader:
             registered = self.vault.has_key(subject, reader)
             history = self.records.consent_history_raw(subject, reader)
         if not registered:
@@ -245,7 +327,7 @@ class AccessService:
             event["justify_by"] = instant(now + self.justify_within)
         expires_at = now + self.grant_ttl
         if not permitted:
-            return Decided(self.log("access.decided", event), event, None)
+            return _Prepared(event, None, None)
         event["grant_expires_at"] = instant(expires_at)
         token = new_grant_token()
 
@@ -266,96 +348,7 @@ class AccessService:
             )
             return [self.grants.issue_row(issued)]
 
-        return Decided(self.log("access.decided", event, also=grant), event, token)
-
-    # -- redemption ----------------------------------------------------------------------------
-
-    def redeem(
-        self,
-        *,
-        holder: str,
-        token: str,
-        requester: str,
-        subject: str,
-        categories: frozenset[Category],
-        purpose: Purpose,
-        now: datetime,
-    ) -> Logged:
-        """Release under a grant presented by ``holder``, or log the refusal and raise it."""
-        hashed = token_hash(token)
-        grant = self.grants.get(hashed)
-        if grant is None:
-            presented = {
-                "request_id": "",
-                "subject": subject,
-                "requester": requester,
-                "holder": holder,
-                "categories": sorted(categories),
-                "purpose": purpose.value,
-                "grant_ref": grant_ref(hashed),
-            }
-            self._refuse(UnknownGrantError("no grant has this token"), presented, now)
-        event: Event = {
-            "request_id": grant.request_id,
-            "subject": grant.subject,
-            "requester": grant.requester,
-            "holder": holder,
-            "categories": sorted(grant.categories),
-            "purpose": grant.purpose.value,
-            "grant_ref": grant.ref,
-            "decision_leaf_index": grant.decision_leaf_index,
-            "breakglass": grant.breakglass,
-        }
-        if holder != grant.holder or requester != grant.requester:
-            wrong = GrantWrongPartyError("the grant was not issued to this holder and requester")
-            self._refuse(wrong, {**event, "grant_holder": grant.holder}, now)
-        if (subject, categories, purpose) != (grant.subject, grant.categories, grant.purpose):
-            mismatch = GrantMismatchError("the grant covers another subject, data or purpose")
-            self._refuse(mismatch, event, now)
-        claim = self.grants.claim(hashed, now.timestamp())
-        if claim is Claim.REDEEMED:
-            self._refuse(GrantRedeemedError("the grant was already redeemed"), event, now)
-        if claim is Claim.EXPIRED:
-            self._refuse(GrantExpiredError("the grant has expired"), event, now)
-        relied: list[Event] = []
-        if not grant.breakglass:  # an emergency permit never rested on consent
-            request = AccessRequest(
-                requester=grant.requester,
-                requester_type=grant.requester_type,
-                holder=grant.holder,
-                subject=grant.subject,
-                categories=grant.categories,
-                purpose=grant.purpose,
-                at=now,
-            )
-            history = self.records.consent_history(grant.subject)
-            decision = decide(request, [consent for _, consent in history])
-            relied = relied_on(history, request, decision.relied_on)
-            if decision.decision != "permit":
-                withdrawn = ConsentWithdrawnError(
-                    f"the consents no longer permit this request ({decision.reason})"
-                )
-                event.update(reason=decision.reason.value, relied_on=relied)
-                self._refuse(withdrawn, event, now, settle=grant.request_id)
-        event.update(relied_on=relied, at=instant(now))
-        leaf_index = self.log(
-            "access.released", event, also=_settling(grant.request_id, "released")
-        )
-        return Logged(leaf_index, event)
-
-    def _refuse(
-        self, error: GrantRefusedError, event: Event, now: datetime, *, settle: str | None = None
-    ) -> NoReturn:
-        logged = {**event, "at": instant(now), "refusal": error.refusal}
-        also = None if settle is None else _settling(settle, "refused")
-        leaf_index = self.log("access.refused", logged, also=also)
-        error.extensions.update(leaf_index=leaf_index, request_id=event["request_id"] or None)
-        raise error
-
-
-def _settling(request_id: str, outcome: str) -> EventRows:
-    """The grant's outcome, settled in the transaction that logs it."""
-    return lambda leaf_index: [GrantStore.settle_row(request_id, outcome, leaf_index)]
+        return _Prepared(event, token, grant)
 
 
 def relied_on(

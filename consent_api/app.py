@@ -75,11 +75,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         )
         records.catch_up(ledger)  # leaves logged but not projected before a crash
         app.state.records = records
-        app.state.consents = ConsentService(
-            records, committer, vault, SubjectLocks(ledger.store), lapse
-        )
+        locks = SubjectLocks(ledger.store)
+        app.state.consents = ConsentService(records, committer, vault, locks, lapse)
         app.state.access = AccessService.open(
-            ledger.store, committer, records, app.state.institutions, app.state.vault, settings
+            ledger.store,
+            committer,
+            records,
+            app.state.institutions,
+            app.state.vault,
+            settings,
+            locks.gate,  # decisions read where no consent change is under way
         )
         app.state.breakglass = BreakGlassService.open(ledger.store, committer, records)
         stop = threading.Event()

@@ -8,7 +8,6 @@ PostgreSQL worker processes by an advisory lock on the subject.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import threading
@@ -35,6 +34,7 @@ from .domain.consent import revoke as revoke_consent
 from .domain.errors import DomainError
 from .domain.narrowing import narrow as narrow_consent
 from .errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
+from .gate import SubjectGate, advisory_key
 from .identity import ResidentVault
 from .lapse import LapseCommitments
 from .records import Records, latest_versions
@@ -43,20 +43,23 @@ from .records import Records, latest_versions
 class SubjectLocks:
     """One resident's consent changes at a time, across threads and PostgreSQL workers."""
 
-    def __init__(self, store: LedgerStore) -> None:
+    def __init__(self, store: LedgerStore, gate: SubjectGate | None = None) -> None:
         self.store = store
+        self.gate = gate or SubjectGate()
+        """Decisions read under it (``gate``): a change excludes them while it is made."""
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
 
     @contextmanager
     def hold(self, subject: str) -> Iterator[None]:
+        """Change ``subject``'s consents alone: stamp, log and project inside."""
         with self._guard:
             lock = self._locks.setdefault(subject, threading.Lock())
-        with lock:
+        with lock, self.gate.changing(subject):
             if self.store.engine.dialect.name != "postgresql":
                 yield  # SQLite serves from one process; the thread lock is enough
                 return
-            key = int.from_bytes(hashlib.sha256(subject.encode()).digest()[:8], "big", signed=True)
+            key = advisory_key(subject)
             with self.store.engine.connect() as conn:
                 conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
                 try:
@@ -147,6 +150,7 @@ class ConsentService:
         now = datetime.now(UTC)
         grantor, ends = self.grantor_for(principal, current.subject, now)
         with self.locks.hold(current.subject):
+            now = datetime.now(UTC)  # stamped where no decision about them reads meanwhile
             current = self.current(consent_id)  # again, inside the critical section
             if current.status == "revoked":
                 raise ConflictError(f"consent {consent_id} is revoked")
@@ -168,6 +172,7 @@ class ConsentService:
         now = datetime.now(UTC)
         self.grantor_for(principal, current.subject, now)
         with self.locks.hold(current.subject):
+            now = datetime.now(UTC)  # stamped where no decision about them reads meanwhile
             current = self.current(consent_id)
             if current.status == "revoked":
                 raise ConflictError(f"consent {consent_id} is already revoked")
@@ -180,6 +185,7 @@ class ConsentService:
             raise ForbiddenError("only the resident themself renews a guardian's consent")
         now = datetime.now(UTC)
         with self.locks.hold(current.subject):
+            now = datetime.now(UTC)  # stamped where no decision about them reads meanwhile
             current = self.current(consent_id)
             try:
                 renewed = renew_by_resident(current, now)

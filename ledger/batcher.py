@@ -15,6 +15,7 @@ written fails its own event, not the whole batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -81,7 +82,30 @@ class GroupCommitter:
     async def append_async(
         self, kind: str, data: dict[str, Any], *, rows: EventRows | None = None
     ) -> int:
-        return await asyncio.wrap_future(self.submit(self.ledger.encode(kind, data), rows))
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[int] = loop.create_future()
+        self.submit_settling(loop, committed, self.ledger.encode(kind, data), rows)
+        return await committed
+
+    def submit_settling(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        committed: asyncio.Future[int],
+        event: EncodedEvent,
+        rows: EventRows | None = None,
+    ) -> None:
+        """Queue an event from any thread; ``committed``, a future of ``loop``, resolves to its
+        leaf index once it is committed.
+
+        The committer settles all of a batch's futures of one loop in one call on that loop, so
+        a batch wakes the loop once, not once per event (as ``asyncio.wrap_future`` would).
+        """
+        waiter = _LoopWaiter(loop, committed)
+        with self._gate:
+            if self._closed.is_set():
+                waiter.set_exception(BatcherClosedError("the log is shutting down"))
+                return
+            self._queue.put((event, rows, waiter))
 
     def close(self) -> None:
         """Commit what is queued, then stop; later submissions fail with BatcherClosedError."""
@@ -129,11 +153,11 @@ class GroupCommitter:
                 for item in batch:  # the rows of one event may be what failed
                     self._commit([item])
                 return
-            for _, _, future in batch:
-                future.set_exception(exc)
+            _settle_all([(waiter, None, exc) for _, _, waiter in batch])
             return
-        for (_, _, future), index in zip(batch, indices, strict=True):
-            future.set_result(index)
+        _settle_all(
+            [(waiter, index, None) for (_, _, waiter), index in zip(batch, indices, strict=True)]
+        )
 
     def _fail_leftovers(self) -> None:
         while True:
@@ -177,7 +201,58 @@ class _Waiter:
         return self._index
 
 
-_Item = tuple[EncodedEvent, EventRows | None, "Future[int] | _Waiter"]
+class _LoopWaiter:
+    """An event loop's future waiting for one append, settled on that loop."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[int]) -> None:
+        self.loop = loop
+        self.future = future
+
+    def set_result(self, index: int) -> None:
+        _settle_all([(self, index, None)])
+
+    def set_exception(self, exception: BaseException) -> None:
+        _settle_all([(self, None, exception)])
+
+
+_Outcome = tuple["Future[int] | _Waiter | _LoopWaiter", int | None, BaseException | None]
+
+
+def _settle_all(outcomes: list[_Outcome]) -> None:
+    """Tell each waiter its leaf index or its error; an event loop's futures in one call."""
+    on_loops: dict[
+        asyncio.AbstractEventLoop,
+        list[tuple[asyncio.Future[int], int | None, BaseException | None]],
+    ] = {}
+    for waiter, index, exception in outcomes:
+        if isinstance(waiter, _LoopWaiter):
+            on_loops.setdefault(waiter.loop, []).append((waiter.future, index, exception))
+        elif exception is not None:
+            waiter.set_exception(exception)
+        else:
+            assert index is not None
+            waiter.set_result(index)
+    for loop, settled in on_loops.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_settle_on_loop, settled)
+
+
+def _settle_on_loop(
+    settled: list[tuple[asyncio.Future[int], int | None, BaseException | None]],
+) -> None:
+    for future, index, exception in settled:
+        if future.done():  # cancelled: its caller went away (the event is logged all the same)
+            continue
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            assert index is not None
+            future.set_result(index)
+
+
+_Item = tuple[EncodedEvent, EventRows | None, "Future[int] | _Waiter | _LoopWaiter"]
 
 
 def _row_writer(rows: Sequence[EventRows | None]) -> WithinAppend:

@@ -24,6 +24,7 @@ from ..grants import GRANT_TOKEN_PATTERN
 from ..identity import SUBJECT_PATTERN, Subject
 from ..institutions import INSTITUTION_ID_PATTERN
 from ..paging import DEFAULT_LIMIT, After, Limit, link_next, paged_responses, split_page
+from ..redemption import redeem
 
 router = APIRouter(tags=["access"], responses=AUTH_RESPONSES)
 
@@ -159,11 +160,10 @@ async def request_access(
 ) -> Response:
     """Ask for a resident's data held by another institution; the decision is logged."""
     assert principal.institution_type is not None
-    # A coroutine that hands the blocking part to a thread itself: one hop there and back,
-    # where a plain function route would take two (the route, then its response check). Not
-    # on the event loop: each read there would wait for the GIL behind the group committer's
-    # thread, and stall every other request with it.
-    decided = await service.decide_in_thread(
+    # A coroutine: the service decides and queues the decision's leaf itself, and this waits
+    # for its group commit without holding a thread (a plain function route would also take
+    # two hops to the thread pool, the route and then its response check).
+    decided = await service.decide_async(
         requester=principal.id,
         requester_type=principal.institution_type,
         subject=body.subject,
@@ -256,7 +256,8 @@ async def redeem_grant(
 ) -> ReleaseOut:
     """The holder redeems a grant before releasing data; success is the logged release."""
     released = await run_in_threadpool(
-        service.redeem,
+        redeem,
+        service,
         holder=principal.id,
         token=body.grant_token,
         requester=body.requester,

@@ -1,0 +1,123 @@
+"""Grant redemption: the holder presents a grant before it releases data.
+
+Success is logged as ``access.released``; every refusal as ``access.refused`` with its
+``refusal`` code, before the problem response goes out; the grant's outcome is settled in the
+same transaction. Neither event holds the token.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NoReturn
+
+from ledger.batcher import EventRows
+
+from .access import AccessService, Event, Logged, instant, relied_on
+from .domain.decide import AccessRequest, decide
+from .domain.vocab import Category, Purpose
+from .grants import (
+    Claim,
+    ConsentWithdrawnError,
+    GrantExpiredError,
+    GrantMismatchError,
+    GrantRedeemedError,
+    GrantRefusedError,
+    GrantStore,
+    GrantWrongPartyError,
+    UnknownGrantError,
+    grant_ref,
+    token_hash,
+)
+
+
+def redeem(
+    service: AccessService,
+    *,
+    holder: str,
+    token: str,
+    requester: str,
+    subject: str,
+    categories: frozenset[Category],
+    purpose: Purpose,
+    now: datetime,
+) -> Logged:
+    """Release under a grant presented by ``holder``, or log the refusal and raise it."""
+    hashed = token_hash(token)
+    grant = service.grants.get(hashed)
+    if grant is None:
+        presented = {
+            "request_id": "",
+            "subject": subject,
+            "requester": requester,
+            "holder": holder,
+            "categories": sorted(categories),
+            "purpose": purpose.value,
+            "grant_ref": grant_ref(hashed),
+        }
+        _refuse(service, UnknownGrantError("no grant has this token"), presented, now)
+    event: Event = {
+        "request_id": grant.request_id,
+        "subject": grant.subject,
+        "requester": grant.requester,
+        "holder": holder,
+        "categories": sorted(grant.categories),
+        "purpose": grant.purpose.value,
+        "grant_ref": grant.ref,
+        "decision_leaf_index": grant.decision_leaf_index,
+        "breakglass": grant.breakglass,
+    }
+    if holder != grant.holder or requester != grant.requester:
+        wrong = GrantWrongPartyError("the grant was not issued to this holder and requester")
+        _refuse(service, wrong, {**event, "grant_holder": grant.holder}, now)
+    if (subject, categories, purpose) != (grant.subject, grant.categories, grant.purpose):
+        mismatch = GrantMismatchError("the grant covers another subject, data or purpose")
+        _refuse(service, mismatch, event, now)
+    claim = service.grants.claim(hashed, now.timestamp())
+    if claim is Claim.REDEEMED:
+        _refuse(service, GrantRedeemedError("the grant was already redeemed"), event, now)
+    if claim is Claim.EXPIRED:
+        _refuse(service, GrantExpiredError("the grant has expired"), event, now)
+    relied: list[Event] = []
+    if not grant.breakglass:  # an emergency permit never rested on consent
+        request = AccessRequest(
+            requester=grant.requester,
+            requester_type=grant.requester_type,
+            holder=grant.holder,
+            subject=grant.subject,
+            categories=grant.categories,
+            purpose=grant.purpose,
+            at=now,
+        )
+        with service.consents_of(grant.subject) as reader:  # no change under way meanwhile
+            history = service.records.consent_history_raw(grant.subject, reader)
+        decision = decide(request, [consent for _, consent in history])
+        relied = relied_on(history, request, decision.relied_on)
+        if decision.decision != "permit":
+            withdrawn = ConsentWithdrawnError(
+                f"the consents no longer permit this request ({decision.reason})"
+            )
+            event.update(reason=decision.reason.value, relied_on=relied)
+            _refuse(service, withdrawn, event, now, settle=grant.request_id)
+    event.update(relied_on=relied, at=instant(now))
+    leaf_index = service.log("access.released", event, also=_settling(grant.request_id, "released"))
+    return Logged(leaf_index, event)
+
+
+def _refuse(
+    service: AccessService,
+    error: GrantRefusedError,
+    event: Event,
+    now: datetime,
+    *,
+    settle: str | None = None,
+) -> NoReturn:
+    logged = {**event, "at": instant(now), "refusal": error.refusal}
+    also = None if settle is None else _settling(settle, "refused")
+    leaf_index = service.log("access.refused", logged, also=also)
+    error.extensions.update(leaf_index=leaf_index, request_id=event["request_id"] or None)
+    raise error
+
+
+def _settling(request_id: str, outcome: str) -> EventRows:
+    """The grant's outcome, settled in the transaction that logs it."""
+    return lambda leaf_index: [GrantStore.settle_row(request_id, outcome, leaf_index)]
