@@ -8,8 +8,10 @@ from ledger.batcher import GroupCommitter
 from ledger.log import Ledger
 
 from .auth import PlatformKeys
+from .consents import ConsentService
 from .identity import PseudonymKey, ResidentVault
 from .institutions import InstitutionRegistry
+from .records import Records
 from .settings import ApiSettings
 
 
@@ -46,3 +48,13 @@ def get_vault(request: Request) -> ResidentVault:
 def get_pseudonym_key(request: Request) -> PseudonymKey:
     key: PseudonymKey = request.app.state.pseudonym_key
     return key
+
+
+def get_records(request: Request) -> Records:
+    records: Records = request.app.state.records
+    return records
+
+
+def get_consent_service(request: Request) -> ConsentService:
+    service: ConsentService = request.app.state.consents
+    return service

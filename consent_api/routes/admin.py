@@ -21,6 +21,7 @@ from ..dependencies import (
     get_institutions,
     get_platform_keys,
     get_pseudonym_key,
+    get_records,
     get_settings,
     get_vault,
 )
@@ -52,7 +53,7 @@ from ..institutions import (
 )
 from ..records import Records
 from ..settings import ApiSettings
-from .lapse import forget_lapse_dates, get_records
+from .lapse import forget_lapse_dates
 
 
 def _problem(description: str) -> dict[str, Any]:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 
 from ..auth import AUTH_RESPONSES, Principal, Role, require_roles
 from ..consents import ConsentService
+from ..dependencies import get_consent_service, get_records
 from ..lapse import FIELD
 from ..records import ConsentRecord, Records
 
@@ -41,16 +42,6 @@ class LapseOpening(BaseModel):
 class LapseOpenings(BaseModel):
     openings: list[LapseOpening]
     next: int | None = Field(description="The start of the next page, or null at the end.")
-
-
-def get_records(request: Request) -> Records:
-    records: Records = request.app.state.records
-    return records
-
-
-def get_consent_service(request: Request) -> ConsentService:
-    service: ConsentService = request.app.state.consents
-    return service
 
 
 @router.get("/lapse-openings")
