@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consent_api.auth import PlatformKeys, Role, sign_institution_token
@@ -40,7 +38,7 @@ from consent_api.settings import ApiSettings
 from ledger.events import decode_leaf
 from ledger.settings import LedgerSettings
 
-from .common import PG_ADMIN, PG_URL, serve_process
+from .common import postgres_schema, serve_process
 from .wrk import LUA, wrk
 
 REQUESTER, HOLDER = "h-east", "h-west"
@@ -64,19 +62,6 @@ def served(data_dir: Path, *, workers: int = 1, database_url: str | None = None)
     extra = ["--workers", str(workers)]
     with serve_process(data_dir, env, extra, "/v1/ping", start_timeout=90) as url:
         yield url
-
-
-@contextmanager
-def postgres_schema() -> Iterator[str]:
-    """A URL whose connections land in a fresh schema of the local test database."""
-    schema = f"bench_api_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def server_cpu_seconds(url: str) -> float | None:
@@ -331,6 +316,6 @@ def compare(
     process), then PostgreSQL, each time on a fresh schema, with each number of workers."""
     rows = [decisions(seconds, connections) for connections in sqlite_connections]
     for workers in postgresql_workers:
-        with postgres_schema() as database_url:
+        with postgres_schema("bench_api_") as database_url:
             rows.append(decisions(seconds, postgresql_connections, workers, database_url))
     return rows

@@ -12,7 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -47,17 +47,27 @@ def median(values: list[float]) -> float:
 
 
 @contextmanager
+def postgres_schema(prefix: str, hex_digits: int = 10) -> Iterator[str]:
+    """A URL whose connections land in a fresh schema of the local test database, dropped
+    after (the tests' ``pg_url`` fixture uses it too)."""
+    schema = f"{prefix}{uuid.uuid4().hex[:hex_digits]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@contextmanager
 def temporary_ledger(kind: str, **settings: object) -> Iterator[Ledger]:
     """A fresh ledger on a SQLite file in a temp dir, or in a fresh PostgreSQL schema."""
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        schema = None
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, ExitStack() as stack:
         if kind == "sqlite":
             url = f"sqlite:///{Path(tmp) / 'ledger.db'}"
         else:
-            schema = f"bench_{uuid.uuid4().hex[:10]}"
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'CREATE SCHEMA "{schema}"')
-            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+            url = stack.enter_context(postgres_schema("bench_"))
         ledger = Ledger.open(
             LedgerSettings(data_dir=Path(tmp) / "data", database_url=url, **settings)  # type: ignore[arg-type]
         )
@@ -65,9 +75,6 @@ def temporary_ledger(kind: str, **settings: object) -> Iterator[Ledger]:
             yield ledger
         finally:
             ledger.close()
-            if schema is not None:
-                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def table(rows: list[dict[str, object]], columns: list[str]) -> str:

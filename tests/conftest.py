@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from bench.common import PG_ADMIN, postgres_schema
 from ledger.settings import LedgerSettings
-
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def _pg_available() -> bool:
@@ -33,14 +30,8 @@ def pg_url(pg_available: bool) -> Iterator[str]:
     """A URL whose connections land in a fresh schema of the local test database."""
     if not pg_available:
         pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 (make test starts it)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema("t_", hex_digits=12) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
