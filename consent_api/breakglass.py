@@ -196,22 +196,24 @@ class BreakGlassService:
         service.settle_unlogged(datetime.now(UTC))
         return service
 
-    def settle_unlogged(self, now: datetime, request_id: str | None = None) -> None:
+    def settle_unlogged(self, now: datetime) -> None:
         """Settle justifications a crash left kept but not marked logged (older than
         ``STALE_AFTER``): logged if the log has the justification (its case is complete),
         else removed, so that the requester can justify again."""
-        stale = self.justifications.unlogged(now - STALE_AFTER)
-        for each in stale if request_id is None else [r for r in stale if r == request_id]:
-            with self.records.store.read() as conn:
-                leaf_index = conn.execute(
-                    select(BREAKGLASS_CASE.c.justification_leaf_index).where(
-                        BREAKGLASS_CASE.c.request_id == each
-                    )
-                ).scalar()
-            if leaf_index is None:
-                self.justifications.remove(each)
-            else:
-                self.justifications.logged(each, int(leaf_index))
+        for request_id in self.justifications.unlogged(now - STALE_AFTER):
+            self._settle(request_id)
+
+    def _settle(self, request_id: str) -> None:
+        with self.records.store.read() as conn:
+            leaf_index = conn.execute(
+                select(BREAKGLASS_CASE.c.justification_leaf_index).where(
+                    BREAKGLASS_CASE.c.request_id == request_id
+                )
+            ).scalar()
+        if leaf_index is None:
+            self.justifications.remove(request_id)
+        else:
+            self.justifications.logged(request_id, int(leaf_index))
 
     def decided(self, request_id: str) -> Logged | None:
         """The ``access.decided`` event of a request, if there is one."""
@@ -229,8 +231,11 @@ class BreakGlassService:
             raise ForbiddenError("only the requester can justify a break-glass request")
         if not decided.event.get("breakglass"):
             raise ConflictError(f"request {request_id} was not a break-glass request")
-        self.settle_unlogged(now, request_id)
-        if self.justifications.get(request_id) is not None:
+        kept = self.justifications.get(request_id)
+        if kept is not None and kept.leaf_index is None and kept.justified_at < now - STALE_AFTER:
+            self._settle(request_id)  # a crash's remnant (see settle_unlogged)
+            kept = self.justifications.get(request_id)
+        if kept is not None:
             raise ConflictError(f"break-glass request {request_id} is already justified")
         salt = new_salt()
         commitment = commit(text, salt)
