@@ -29,18 +29,13 @@ from tests.test_auditor_replay_rules import (
     Log,
     consent_body,
     justify,
+    log,
     relied,
 )
 
+__all__ = ["log"]  # the fixture, imported for pytest to find
+
 Code = FindingCode
-
-
-@pytest.fixture
-def log() -> Log:
-    written = Log()
-    written.institution("h-req")
-    written.institution("h-hold")
-    return written
 
 
 # -- H2.1: backdated events ------------------------------------------------------------------------
