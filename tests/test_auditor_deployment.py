@@ -131,10 +131,18 @@ class Deployment:
         with connect(data_dir=self.chain_dir, create=False) as chain:
             yield chain
 
-    def audit(self, state_dir: Path, *, edit: Edit | None = None, **options: Any) -> Report:
-        """Serve the deployment and audit it (through ``edit`` on every response, if given)."""
+    def audit(
+        self,
+        state_dir: Path,
+        *,
+        edit: Edit | None = None,
+        seen: list[httpx.Request] | None = None,
+        **options: Any,
+    ) -> Report:
+        """Serve the deployment and audit it (through ``edit`` on every response, if given;
+        each request recorded in ``seen``, if given)."""
         options.setdefault("max_anchor_lag_s", LAG_S)
-        with self.serve() as client, self.chain() as chain, proxy(client, edit) as http:
+        with self.serve() as client, self.chain() as chain, proxy(client, edit, seen) as http:
             return audit_integrity(API, chain, self.contract, state_dir, http=http, **options)
 
     @contextmanager

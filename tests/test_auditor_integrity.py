@@ -9,17 +9,14 @@ from pathlib import Path
 import httpx
 
 from auditor.findings import FindingCode
-from auditor.integrity import audit_integrity
 from auditor.state import STATE_FILE, AuditorState
 from ledger.anchoring import Anchorer
 from tests.test_auditor_deployment import (
     ANCHORED,
-    API,
     LATEST,
     Deployment,
     deployment,
     pristine,
-    proxy,
     state_dir,
 )
 
@@ -50,14 +47,7 @@ def test_an_incremental_run_fetches_and_hashes_only_the_new_leaves(
     assert deployment.audit(state_dir).ok
     deployment.grow(9, anchor=True, tag="-later")  # 41 leaves, anchored at 41
     seen: list[httpx.Request] = []
-    with (
-        deployment.serve() as client,
-        deployment.chain() as chain,
-        proxy(client, seen=seen) as http,
-    ):
-        report = audit_integrity(
-            API, chain, deployment.contract, state_dir, max_anchor_lag_s=3600, http=http
-        )
+    report = deployment.audit(state_dir, seen=seen)
     assert report.findings == []
     assert report.verified_size == LATEST + 9
     assert report.stats.leaves_fetched == 9
@@ -115,14 +105,7 @@ def test_anchors_that_arrive_below_the_verified_size_are_proven_consistent(
         finally:
             anchorer.close()
     seen: list[httpx.Request] = []
-    with (
-        deployment.serve() as client,
-        deployment.chain() as chain,
-        proxy(client, seen=seen) as http,
-    ):
-        report = audit_integrity(
-            API, chain, deployment.contract, state_dir, max_anchor_lag_s=3600, http=http
-        )
+    report = deployment.audit(state_dir, seen=seen)
     assert report.findings == []
     assert report.anchored_size == LATEST + 3
     proofs = [r.url.params for r in seen if r.url.path == "/v1/log/proof/consistency"]
