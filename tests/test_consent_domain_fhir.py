@@ -1,18 +1,7 @@
-"""FHIR R4 Consent in and out: the eight HL7 examples, refusals by element, and round trips.
+"""FHIR R4 Consent in and out: refusals by element on a valid resource, and round trips.
 
-Each HL7 example either imports, round-trips and is enforced as its narrative reads, or is
-refused with an ``UnsupportedConsentError`` naming the element that makes it so:
-
-- Out, notOrg: imported and enforced (opt-out of one custodian; withholding from one org).
-- basic, notTime: refused at ``provision.actor``: permits naming no recipient. (Their periods
-  also ended before they were dated, so they could never permit; their narratives describe
-  the data's time frame, which R4 writes as ``dataPeriod``.) A notTime with a recipient shows
-  the period enforced.
-- Emergency: refused at ``provision.provision[0].type``: a deny nested in a deny is no
-  exception, and its narrative reads both ways ("withhold for emergency treatment" / "permit
-  only emergency treatment"). Written unambiguously, the latter imports and is enforced.
-- notThem, signature: refused at ``actor[0].reference`` (a practitioner, not an institution).
-- pkb: refused at ``provision.securityLabel``.
+What each of the eight HL7 examples means and does here is in
+``test_consent_domain_fhir_examples.py``.
 """
 
 from __future__ import annotations
@@ -28,13 +17,11 @@ from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 from fhir.resources.R4B.consent import Consent as FhirConsent
 
 from consent_api.domain.consent import RESIDENT, Consent, Grantee, Period
-from consent_api.domain.decide import AccessRequest, Decision, Reason, decide
+from consent_api.domain.decide import AccessRequest
 from consent_api.domain.errors import InvalidConsentError, UnsupportedConsentError
 from consent_api.domain.fhir import consent_from_fhir, consent_to_fhir
 from consent_api.domain.vocab import (
     CONSENT_ACTION_SYSTEM,
-    EXT_INSTITUTION_TYPE,
-    INSTITUTION_TYPE_SYSTEM,
     V3_ACT_REASON,
     Category,
     InstitutionType,
@@ -100,149 +87,6 @@ def test_every_example_is_valid_r4_for_the_library() -> None:
     assert len(names) == 8
     for name in names:
         FhirConsent.model_validate(json.loads((EXAMPLES / name).read_text()))
-
-
-IMPORTED = ["Out", "notOrg"]
-REFUSED = {
-    "basic": "Consent.provision.actor",
-    "notTime": "Consent.provision.actor",
-    "Emergency": "Consent.provision.provision[0].type",
-    "notThem": "Consent.provision.actor[0].reference.reference",
-    "signature": "Consent.provision.actor[0].reference.reference",
-    "pkb": "Consent.provision.securityLabel",
-}
-
-
-def test_the_outcome_of_every_example_is_listed() -> None:
-    listed = {*IMPORTED, *REFUSED}
-    found = {p.stem.removeprefix("Consent-consent-example-") for p in EXAMPLES.glob("*.json")}
-    assert listed == found
-
-
-@pytest.mark.parametrize("name", IMPORTED)
-def test_imported_examples_round_trip(name: str) -> None:
-    imported = load(name)
-    written = consent_to_fhir(imported)
-    FhirConsent.model_validate(written)
-    assert consent_from_fhir(written) == imported
-    assert consent_to_fhir(consent_from_fhir(written)) == written
-    assert "van de Heuvel" not in json.dumps(written)
-
-
-@pytest.mark.parametrize(("name", "path"), list(REFUSED.items()))
-def test_refused_examples_name_the_element(name: str, path: str) -> None:
-    with pytest.raises(UnsupportedConsentError) as refused:
-        load(name)
-    assert refused.value.path == path
-    assert str(refused.value).startswith(path + ": ")
-
-
-def test_out_withholds_every_record_held_by_the_psychiatric_hospital() -> None:
-    """Out: "no data at the Good Health Psychiatric Hospital available for treatment use"."""
-    out = load("Out")
-    assert (out.type, out.grantee, out.holders) == ("deny", None, frozenset({"f001"}))
-    later = datetime(2016, 1, 1, tzinfo=UTC)
-    records = [out, any_hospital_may_see_everything(datetime(2015, 1, 1, tzinfo=UTC))]
-    assert decide(ask("h2", "f001", at=later), records) == Decision(
-        decision="deny", relied_on=("consent-example-Out",), reason=Reason.DENIED_BY_PROVISION
-    )
-    assert decide(ask("h2", "h3", at=later), records).decision == "permit"
-    assert decide(ask("h2", "f001", at=later), [out]).reason == Reason.DENIED_BY_PROVISION
-    before_it_was_given = datetime(2015, 6, 1, tzinfo=UTC)
-    assert decide(ask("h2", "f001", at=before_it_was_given), records).decision == "permit"
-
-
-def test_not_org_withholds_everything_from_good_health_clinic() -> None:
-    """notOrg: withhold "any instance of his health information" from Organization/f001."""
-    not_org = load("notOrg")
-    assert (not_org.type, not_org.grantee) == ("deny", Grantee(institution="f001"))
-    later = datetime(2016, 1, 1, tzinfo=UTC)
-    records = [not_org, any_hospital_may_see_everything(datetime(2015, 1, 1, tzinfo=UTC))]
-    for purpose in Purpose:
-        assert decide(ask("f001", "h3", at=later, purpose=purpose), records) == Decision(
-            decision="deny",
-            relied_on=("consent-example-notOrg",),
-            reason=Reason.DENIED_BY_PROVISION,
-        )
-    assert decide(ask("f002", "h3", at=later), records).decision == "permit"
-
-
-def test_not_time_with_a_recipient_is_in_force_in_january_2015_only() -> None:
-    resource = example("notTime")
-    resource["dateTime"] = "2014-12-01"
-    resource["provision"]["actor"] = [
-        {
-            "role": {"coding": [{"system": PARTICIPATION, "code": "PRCP"}]},
-            "reference": {"reference": "Organization/f002"},
-        }
-    ]
-    not_time = consent_from_fhir(resource, pseudonymise=pseudonymise)
-    assert not_time.period == Period(
-        start=datetime(2015, 1, 1, tzinfo=UTC),
-        end=datetime(2015, 2, 1, 23, 59, 59, 999999, tzinfo=UTC),  # FHIR: the end day included
-    )
-    outcomes = {
-        "2014-12-31T23:59:59+00:00": Reason.NOT_YET_VALID,
-        "2015-01-01T00:00:00+00:00": Reason.PERMITTED,
-        "2015-01-15T12:00:00+00:00": Reason.PERMITTED,
-        "2015-02-01T23:00:00+00:00": Reason.PERMITTED,
-        "2015-02-02T00:00:00+00:00": Reason.EXPIRED,
-    }
-    for at, reason in outcomes.items():
-        decision = decide(ask("f002", "f001", at=datetime.fromisoformat(at)), [not_time])
-        assert decision.reason == reason, at
-
-
-def test_emergency_written_unambiguously_permits_only_emergency_treatment() -> None:
-    """The narrative: deny everything at Good Health, except emergency treatment."""
-    resource = example("Emergency")
-    del resource["provision"]["purpose"]
-    resource["provision"]["provision"] = [
-        {
-            "type": "permit",
-            "purpose": [{"system": V3_ACT_REASON, "code": "ETREAT"}],
-            "actor": [
-                {
-                    "role": {"coding": [{"system": PARTICIPATION, "code": "PRCP"}]},
-                    "reference": {
-                        "extension": [
-                            {
-                                "url": EXT_INSTITUTION_TYPE,
-                                "valueCoding": {
-                                    "system": INSTITUTION_TYPE_SYSTEM,
-                                    "code": "hospital",
-                                },
-                            }
-                        ]
-                    },
-                }
-            ],
-        }
-    ]
-    emergency = consent_from_fhir(resource, pseudonymise=pseudonymise)
-    assert consent_from_fhir(consent_to_fhir(emergency)) == emergency
-    later = datetime(2016, 1, 1, tzinfo=UTC)
-    stroke = frozenset({Category.EMERGENCY_STROKE})
-    assert decide(
-        ask("h2", "f001", at=later, purpose=Purpose.EMERGENCY, categories=stroke), [emergency]
-    ) == Decision(
-        decision="permit", relied_on=("consent-example-Emergency",), reason=Reason.PERMITTED
-    )
-    records = [emergency, any_hospital_may_see_everything(datetime(2015, 1, 1, tzinfo=UTC))]
-    assert decide(ask("h2", "f001", at=later), records).reason == Reason.DENIED_BY_PROVISION
-    assert (
-        decide(
-            ask(
-                "c9",
-                "f001",
-                at=later,
-                purpose=Purpose.EMERGENCY,
-                requester_type=InstitutionType.CLINIC,
-            ),
-            [emergency],
-        ).reason
-        == Reason.DENIED_BY_PROVISION
-    )
 
 
 # --- refusals of elements the ledger cannot express, on an otherwise valid resource ---------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -32,14 +34,34 @@ class NarrowingError(DomainError):
         super().__init__(message)
 
 
+@dataclass(frozen=True, slots=True)
+class Blocker:
+    """One element that stops a FHIR Consent from being imported, and why."""
+
+    path: str
+    reason: str
+
+
 class UnsupportedConsentError(DomainError):
     """A FHIR Consent says something this domain cannot express, so it is refused whole.
 
     ``path`` names the element (``Consent.provision.provision[0].securityLabel``), ``reason``
-    says why it cannot be taken in. Nothing of such a resource is ever applied.
+    says why it cannot be taken in. ``blockers`` lists every such element found, in document
+    order (the first is ``path``), so one refusal tells the sender everything to change.
+    Nothing of such a resource is ever applied.
     """
 
-    def __init__(self, reason: str, path: str) -> None:
+    def __init__(self, reason: str, path: str, *, more: Sequence[Blocker] = ()) -> None:
         self.reason = reason
         self.path = path
-        super().__init__(f"{path}: {reason}")
+        self.blockers: tuple[Blocker, ...] = (Blocker(path, reason), *more)
+        message = f"{path}: {reason}"
+        if more:
+            message += "; " + "; ".join(f"{b.path}: {b.reason}" for b in more)
+        super().__init__(message)
+
+    @classmethod
+    def of(cls, blockers: Sequence[Blocker]) -> UnsupportedConsentError:
+        """One error listing ``blockers`` (at least one)."""
+        first, *rest = blockers
+        return cls(first.reason, first.path, more=rest)

@@ -22,7 +22,12 @@ from pydantic import ValidationError
 from consent_api.domain.consent import Consent, Grantee, Period, Provision, ProvisionType
 from consent_api.domain.decide import AccessRequest, Decision
 from consent_api.domain.errors import InvalidConsentError
-from consent_api.domain.fhir_actors import OrgResolver, Pseudonymiser, organization_id
+from consent_api.domain.fhir_actors import (
+    InstitutionCheck,
+    OrgResolver,
+    Pseudonymiser,
+    organization_id,
+)
 from consent_api.domain.fhir_reader import Reader
 from consent_api.domain.vocab import (
     CATEGORY_SYSTEM,
@@ -65,6 +70,7 @@ def consent_from_fhir(
     *,
     pseudonymise: Pseudonymiser | None = None,
     resolve_org: OrgResolver = organization_id,
+    is_institution: InstitutionCheck | None = None,
     date_zone: tzinfo = UTC,
 ) -> Consent:
     """The ``Consent`` an R4 Consent resource (parsed JSON) expresses, or an error.
@@ -72,16 +78,22 @@ def consent_from_fhir(
     ``pseudonymise`` maps a literal ``Patient/...`` or ``RelatedPerson/...`` reference to a
     pseudonym (needed unless the resource already names people by our pseudonym identifier);
     ``resolve_org`` maps ``Organization/...`` to a platform institution id (None: unknown);
+    ``is_institution`` says whether an institution id is registered (None: not checked);
     date-only values are days in ``date_zone``, a period's end covering its whole last day.
 
     Raises ``InvalidConsentError`` when the resource is not valid R4 or lacks what a consent
-    needs, and ``UnsupportedConsentError`` naming the first element it cannot express.
+    needs, and ``UnsupportedConsentError`` naming every element it cannot express.
     """
     try:
         FhirConsent.model_validate(resource)
     except ValidationError as error:
         raise InvalidConsentError(f"not a valid FHIR R4 Consent: {error}") from error
-    reader = Reader(pseudonymise=pseudonymise, resolve_org=resolve_org, date_zone=date_zone)
+    reader = Reader(
+        pseudonymise=pseudonymise,
+        resolve_org=resolve_org,
+        is_institution=is_institution,
+        date_zone=date_zone,
+    )
     return reader.consent(resource)
 
 
@@ -114,7 +126,7 @@ def consent_to_fhir(consent: Consent) -> Json:
         "performer": [performer],
         "policyRule": _concept(V3_ACT_CODE, "OPTIN" if consent.type == "permit" else "OPTOUT"),
         "provision": _rule(
-            written_type=None,  # R4: no type on the root rule, policyRule says it
+            written_type=consent.type,  # never left to policyRule: see fhir_reader
             effect=consent.type,
             grantees=() if consent.grantee is None else (consent.grantee,),
             holders=consent.holders,

@@ -3,7 +3,8 @@
 People are never taken in by name: a literal ``Patient/...`` or ``RelatedPerson/...``
 reference goes through the caller's ``pseudonymise``; this ledger's own output names them by
 pseudonym identifier. Organizations become platform institution ids through ``resolve_org``
-(literal references) or by our institution identifier; "every institution of a type" is a
+(literal references) or by our institution identifier, and must be registered
+(``is_institution``); "every institution of a type" is a
 Reference carrying our institution-type extension. Individual people as actors (a nurse, a
 practitioner) are refused: consents here grant institutions.
 """
@@ -11,10 +12,11 @@ practitioner) are refused: consents here grant institutions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Final
 
 from consent_api.domain.consent import RESIDENT, Grantee, Grantor
-from consent_api.domain.fhir_json import JsonNode, codes, coding_of
+from consent_api.domain.fhir_json import Blockers, JsonNode, codes, coding_of
 from consent_api.domain.vocab import (
     EXT_INSTITUTION_TYPE,
     INSTITUTION_ID_SYSTEM,
@@ -29,6 +31,9 @@ OrgResolver = Callable[[str], str | None]
 
 Pseudonymiser = Callable[[str], str]
 """A literal Patient or RelatedPerson reference -> that person's pseudonym."""
+
+InstitutionCheck = Callable[[str], bool]
+"""Whether a platform institution id is registered (a grantee or holder must be)."""
 
 _PEOPLE: Final = frozenset(
     {"Practitioner", "PractitionerRole", "RelatedPerson", "Patient", "CareTeam", "Group", "Device"}
@@ -48,9 +53,16 @@ def organization_id(reference: str) -> str | None:
 class Actors:
     """Resolves the references of one resource with the caller's functions."""
 
-    def __init__(self, *, pseudonymise: Pseudonymiser | None, resolve_org: OrgResolver) -> None:
+    def __init__(
+        self,
+        *,
+        pseudonymise: Pseudonymiser | None,
+        resolve_org: OrgResolver,
+        is_institution: InstitutionCheck | None = None,
+    ) -> None:
         self._pseudonymise = pseudonymise
         self._resolve_org = resolve_org
+        self._is_institution = is_institution
 
     def person(self, ref: JsonNode, kind: str) -> str:
         """The pseudonym behind a ``kind`` (Patient or RelatedPerson) reference."""
@@ -89,27 +101,35 @@ class Actors:
             "reference", "only the resident or a guardian (RelatedPerson) can give consent"
         )
 
-    def actors(self, rule: JsonNode) -> tuple[frozenset[Grantee], frozenset[str]]:
-        """A provision's recipients (PRCP) as grantees and custodians (CST) as holders."""
+    def actors(self, rule: JsonNode, found: Blockers) -> tuple[frozenset[Grantee], frozenset[str]]:
+        """A provision's recipients (PRCP) as grantees and custodians (CST) as holders; each
+        actor that cannot be read goes to ``found``."""
         grantees: set[Grantee] = set()
         holders: set[str] = set()
         for actor in rule.children("actor"):
-            role = actor.child("role")
-            roles = codes(role) if role is not None else set()
-            ref = actor.child("reference")
-            actor.done()
-            if ref is None:
-                raise actor.unsupported("reference", "an actor needs a reference")
-            if roles == _RECIPIENT:
-                grantees.add(self._grantee(ref))
-            elif roles == _CUSTODIAN:
-                holder = self._organization(ref)
-                if holder is None:
-                    raise ref.unsupported("reference", "a custodian must be one Organization")
-                holders.add(holder)
-            else:
-                raise actor.unsupported("role", "only recipient (PRCP) and custodian (CST) roles")
+            read = found.attempt(partial(self._actor, actor), None)
+            if isinstance(read, Grantee):
+                grantees.add(read)
+            elif read is not None:
+                holders.add(read)
         return frozenset(grantees), frozenset(holders)
+
+    def _actor(self, actor: JsonNode) -> Grantee | str:
+        """A recipient as its ``Grantee``, or a custodian as its institution id."""
+        role = actor.child("role")
+        roles = codes(role) if role is not None else set()
+        ref = actor.child("reference")
+        actor.done()
+        if ref is None:
+            raise actor.unsupported("reference", "an actor needs a reference")
+        if roles == _RECIPIENT:
+            return self._grantee(ref)
+        if roles == _CUSTODIAN:
+            holder = self._organization(ref)
+            if holder is None:
+                raise ref.unsupported("reference", "a custodian must be one Organization")
+            return holder
+        raise actor.unsupported("role", "only recipient (PRCP) and custodian (CST) roles")
 
     def _grantee(self, ref: JsonNode) -> Grantee:
         literal = ref.data.get("reference")
@@ -140,14 +160,21 @@ class Actors:
         literal = ref.text("reference")
         identifier = ref.child("identifier")
         ref.done()
+        institution: str | None = None
         if literal is not None and identifier is None and literal.startswith("Organization/"):
-            resolved = self._resolve_org(literal)
-            if resolved is None:
+            institution = self._resolve_org(literal)
+            if institution is None:
                 raise ref.unsupported("reference", f"unknown organization {literal}")
-            return resolved
-        if identifier is not None and literal is None:
-            return _identifier(identifier, INSTITUTION_ID_SYSTEM)
-        return None
+            key = "reference"
+        elif identifier is not None and literal is None:
+            institution = _identifier(identifier, INSTITUTION_ID_SYSTEM)
+            key = "identifier"
+        if institution is not None and not self._known(institution):
+            raise ref.unsupported(key, f"{institution} is not a registered institution")
+        return institution
+
+    def _known(self, institution: str) -> bool:
+        return self._is_institution is None or self._is_institution(institution)
 
 
 def _identifier(identifier: JsonNode, system: str) -> str | None:

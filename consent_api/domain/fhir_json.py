@@ -1,19 +1,19 @@
 """Walking FHIR JSON strictly: every key of every object is consumed or refused.
 
 ``JsonNode`` wraps one JSON object with its FHIR path and remembers which keys the reader
-consumed (read, or ignored on purpose). ``done()`` refuses the first key left over with an
-``UnsupportedConsentError`` naming it, which is how unknown or unsupported elements can never
-slip through a reader unnoticed.
+consumed (read, or ignored on purpose). ``done()`` refuses the keys left over with an
+``UnsupportedConsentError`` naming each, which is how unknown or unsupported elements can never
+slip through a reader unnoticed; ``Blockers`` gathers such refusals across a whole resource.
 """
 
 from __future__ import annotations
 
 import calendar
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Final
+from typing import Final, TypeVar
 
-from consent_api.domain.errors import InvalidConsentError, UnsupportedConsentError
+from consent_api.domain.errors import Blocker, InvalidConsentError, UnsupportedConsentError
 
 WHY: Final = {
     "securityLabel": "restrictions by security label cannot be enforced: requests carry none",
@@ -28,6 +28,8 @@ WHY: Final = {
     "extension": "extensions other than this ledger's are not understood",
 }
 """Why an element is refused, by element name; anything else is simply "not supported"."""
+_NOT_SUPPORTED: Final = "this element is not supported"
+T = TypeVar("T")
 
 
 class JsonNode:
@@ -75,11 +77,40 @@ class JsonNode:
         return UnsupportedConsentError(reason, f"{self.path}.{key}")
 
     def done(self) -> None:
-        """Refuse the first key nobody consumed: an element the ledger cannot express."""
-        for key in self.data:
-            if key not in self._seen:
-                bare = key.removeprefix("_")  # a primitive's extensions: refused like it
-                raise self.unsupported(key, WHY.get(bare, "this element is not supported"))
+        """Refuse every key nobody consumed: elements the ledger cannot express."""
+        left = [
+            Blocker(f"{self.path}.{key}", WHY.get(key.removeprefix("_"), _NOT_SUPPORTED))
+            for key in self.data
+            if key not in self._seen  # a primitive's extensions (_key): refused like it
+        ]
+        if left:
+            raise UnsupportedConsentError.of(left)
+
+
+class Blockers:
+    """Every element that blocks an import, gathered so that a refusal names them all.
+
+    ``attempt`` runs one independent part of the reading; an ``UnsupportedConsentError`` it
+    raises is recorded and ``fallback`` stands in for its result, so reading goes on and
+    later blockers are found too. ``raise_any`` refuses the resource if anything was found.
+    """
+
+    def __init__(self) -> None:
+        self.found: list[Blocker] = []
+
+    def attempt(self, read: Callable[[], T], fallback: T) -> T:
+        try:
+            return read()
+        except UnsupportedConsentError as error:
+            self.found.extend(error.blockers)
+            return fallback
+
+    def add(self, error: UnsupportedConsentError) -> None:
+        self.found.extend(error.blockers)
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise UnsupportedConsentError.of(self.found)
 
 
 def codes(concept: JsonNode) -> set[tuple[str | None, str | None]]:

@@ -4,7 +4,8 @@ Every element of the resource is either understood, on a short list of informati
 that carry no rule (narrative, business identifiers, the consent's own classification and
 source document...), or the cause of an ``UnsupportedConsentError`` naming it. The reader
 tracks which keys it consumed at every level, so an element it has never heard of is refused
-too: nothing is ever half-applied.
+too: nothing is ever half-applied. Reading goes on past a blocker, so the refusal lists every
+element that blocks the import, in document order.
 
 Mapping (the reverse of ``fhir.consent_to_fhir``):
 
@@ -13,10 +14,15 @@ Mapping (the reverse of ``fhir.consent_to_fhir``):
 - ``patient`` and ``performer`` -> pseudonyms: our pseudonym identifier, or a literal reference
   passed to the caller's ``pseudonymise``. No performer, or the patient, is the resident; a
   RelatedPerson is a guardian and needs the guardian-authority-ends extension.
-- ``policyRule`` OPTIN / OPTOUT gives the root rule's type when ``provision.type`` is absent
-  (R4 forbids a type on the root rule; several HL7 examples set one and it is honoured).
+- ``provision.type`` must be written on every rule, the root included. R4 defines it as
+  "Action to take - permit or deny - when the rule conditions are met. Not permitted in root
+  rule, required in all nested rules", yet gives no rule for the root's effect, and HL7's own
+  examples use ``policyRule`` OPTIN for a grant (basic) and for withholdings (notThem, notTime),
+  so an untyped root is refused, never typed from ``policyRule``; OPTIN or OPTOUT is accepted
+  as information only. This ledger's own output writes the root's type.
 - ``provision.actor``: role PRCP (recipient) -> grantee, an Organization (``resolve_org``) or an
-  institution type (our extension); role CST (custodian) -> holder. Within a role any actor
+  institution type (our extension); role CST (custodian) -> holder; an institution that
+  ``is_institution`` does not know is refused. Within a role any actor
   matches; across roles all must. People as actors are refused.
 - ``provision.purpose`` -> purposes, ``provision.class`` (our data-category system) ->
   categories, ``provision.period`` -> period. ``action`` must be access or disclose; a deny
@@ -30,18 +36,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime, tzinfo
+from functools import partial
 from typing import Final
 
 from consent_api.domain.consent import (
     MAX_PROVISION_DEPTH,
+    RESIDENT,
     Consent,
     Period,
     Provision,
     ProvisionType,
 )
 from consent_api.domain.errors import InvalidConsentError, UnsupportedConsentError
-from consent_api.domain.fhir_actors import Actors, OrgResolver, Pseudonymiser
-from consent_api.domain.fhir_json import WHY, JsonNode, codes, coding_of, parse_date, parse_instant
+from consent_api.domain.fhir_actors import Actors, InstitutionCheck, OrgResolver, Pseudonymiser
+from consent_api.domain.fhir_json import (
+    WHY,
+    Blockers,
+    JsonNode,
+    codes,
+    coding_of,
+    parse_date,
+    parse_instant,
+)
 from consent_api.domain.vocab import (
     CONSENT_ACTION_SYSTEM,
     CONSENT_SCOPE_SYSTEM,
@@ -69,6 +85,14 @@ _INFORMATIONAL: Final = frozenset(
 """Consent elements that carry no rule (R4: narrative, business ids, classification for
 indexing, the consent's own custodian and source document, verification): read past."""
 
+_POLICY_RULES: Final = ({(V3_ACT_CODE, "OPTIN")}, {(V3_ACT_CODE, "OPTOUT")})
+UNTYPED_ROOT: Final = (
+    'the root rule does not say whether it permits or denies: add "type": "permit" or '
+    '"type": "deny" (policyRule OPTIN or OPTOUT does not say it: HL7\'s own R4 examples use '
+    "each for grants and for withholdings)"
+)
+"""Why an untyped root rule is refused rather than typed from ``policyRule``."""
+
 _ACCESS_ACTIONS: Final = frozenset({"access", "disclose"})
 _KNOWN_ACTIONS: Final = frozenset({"collect", "access", "use", "disclose", "correct"})
 
@@ -77,10 +101,18 @@ class Reader:
     """One read of one resource; the caller's resolvers and the zone of date-only values."""
 
     def __init__(
-        self, *, pseudonymise: Pseudonymiser | None, resolve_org: OrgResolver, date_zone: tzinfo
+        self,
+        *,
+        pseudonymise: Pseudonymiser | None,
+        resolve_org: OrgResolver,
+        is_institution: InstitutionCheck | None,
+        date_zone: tzinfo,
     ) -> None:
-        self._actors = Actors(pseudonymise=pseudonymise, resolve_org=resolve_org)
+        self._actors = Actors(
+            pseudonymise=pseudonymise, resolve_org=resolve_org, is_institution=is_institution
+        )
         self._zone = date_zone
+        self._blockers = Blockers()
 
     def consent(self, resource: Mapping[str, object]) -> Consent:
         root = JsonNode(resource, "Consent")
@@ -90,30 +122,44 @@ class Reader:
         consent_id = root.text("id")
         if consent_id is None:
             raise InvalidConsentError("Consent.id is required: it becomes the consent id")
-        version = self._version(root.child("meta"))
-        status, revoked_at, ends = self._status_and_extensions(root)
-        self._scope(root)
+        found = self._blockers
+        version = found.attempt(lambda: self._version(root.child("meta")), 1)
+        revoked_at, ends = self._extensions(root)
+        status = found.attempt(lambda: self._status(root, revoked_at), "active")
+        found.attempt(lambda: self._scope(root), None)
         patient = root.child("patient")
         if patient is None:
             raise InvalidConsentError("Consent.patient is required")
-        subject = self._actors.person(patient, "Patient")
-        grantor = self._actors.grantor(root.children("performer"), patient, subject)
+        subject = found.attempt(lambda: self._actors.person(patient, "Patient"), "")
+        performers = root.children("performer")
+        grantor = found.attempt(
+            lambda: self._actors.grantor(performers, patient, subject), RESIDENT
+        )
         stamp = root.text("dateTime")
         if stamp is None:
             raise InvalidConsentError("Consent.dateTime is required: it is the time of grant")
         granted_at = self._instant(stamp, f"{root.path}.dateTime", end=False)
-        base = self._policy_rule(root.child("policyRule"))
+        found.attempt(lambda: self._policy_rule(root.child("policyRule")), None)
         tree = root.child("provision")
+        found.attempt(root.done, None)
+        rule: Provision | None = None
         if tree is None:
-            raise root.unsupported("provision", "a consent without rules grants nothing")
-        root.done()
-        rule = self._rule(tree, parent=None, base=base, scoped=False, depth=0)
-        if len(rule.grantees) > 1:
-            raise tree.unsupported("actor", "a consent names one grantee; write one per grantee")
+            found.add(root.unsupported("provision", "a consent without rules grants nothing"))
+        else:
+            rule = self._rule(tree, parent=None, scoped=False, depth=0)
+            if rule is not None and len(rule.grantees) > 1:
+                found.add(
+                    tree.unsupported("actor", "a consent names one grantee; write one per grantee")
+                )
         if grantor.kind == "guardian" and ends is None:
-            raise root.unsupported(
-                "performer", "a guardian's consent needs the guardian-authority-ends extension"
+            found.add(
+                root.unsupported(
+                    "performer", "a guardian's consent needs the guardian-authority-ends extension"
+                )
             )
+        found.raise_any()
+        if rule is None:  # unreachable: a rule that was not read left a blocker
+            raise InvalidConsentError("Consent.provision could not be read")
         return self._build(
             consent_id=consent_id,
             subject=subject,
@@ -151,7 +197,7 @@ class Reader:
             raise meta.unsupported("versionId", "the version must be a positive integer")
         return int(value)
 
-    def _status_and_extensions(self, root: JsonNode) -> tuple[str, datetime | None, date | None]:
+    def _extensions(self, root: JsonNode) -> tuple[datetime | None, date | None]:
         revoked_at: datetime | None = None
         ends: date | None = None
         for ext in root.children("extension"):
@@ -161,13 +207,18 @@ class Reader:
             elif url == EXT_GUARDIAN_AUTHORITY_ENDS:
                 ends = parse_date(ext.required_text("valueDate"), ext.path)
             else:
-                raise ext.unsupported("url", WHY["extension"])
-            ext.done()
+                self._blockers.add(ext.unsupported("url", WHY["extension"]))
+                continue
+            self._blockers.attempt(ext.done, None)
+        return revoked_at, ends
+
+    @staticmethod
+    def _status(root: JsonNode, revoked_at: datetime | None) -> str:
         status = root.text("status")
         if status == "active" and revoked_at is None:
-            return "active", None, ends
+            return "active"
         if status == "inactive" and revoked_at is not None:
-            return "revoked", revoked_at, ends
+            return "revoked"
         raise root.unsupported(
             "status", "only active, or inactive with a revocation time, can be recorded"
         )
@@ -178,46 +229,60 @@ class Reader:
         if (CONSENT_SCOPE_SYSTEM, "patient-privacy") not in scopes:
             raise root.unsupported("scope", "only privacy consents (patient-privacy) are supported")
 
-    def _policy_rule(self, rule: JsonNode | None) -> ProvisionType | None:
-        if rule is None:
-            return None
-        policies = codes(rule)
-        if policies == {(V3_ACT_CODE, "OPTIN")}:
-            return "permit"
-        if policies == {(V3_ACT_CODE, "OPTOUT")}:
-            return "deny"
-        raise UnsupportedConsentError("only v3-ActCode OPTIN or OPTOUT is understood", rule.path)
+    @staticmethod
+    def _policy_rule(rule: JsonNode | None) -> None:
+        """OPTIN and OPTOUT are read as information only: they never give a rule its type."""
+        if rule is not None and codes(rule) not in _POLICY_RULES:
+            raise UnsupportedConsentError(
+                "only v3-ActCode OPTIN or OPTOUT is understood", rule.path
+            )
 
     def _rule(
-        self,
-        node: JsonNode,
-        *,
-        parent: ProvisionType | None,
-        base: ProvisionType | None,
-        scoped: bool,
-        depth: int,
-    ) -> Provision:
-        """One provision and its exceptions; the root comes back as a Provision too."""
+        self, node: JsonNode, *, parent: ProvisionType | None, scoped: bool, depth: int
+    ) -> Provision | None:
+        """One provision and its exceptions (the root too), or None if a blocker was found."""
+        found = self._blockers
+        before = len(found.found)
         if depth > MAX_PROVISION_DEPTH:
-            raise node.unsupported("provision", f"rules nest deeper than {MAX_PROVISION_DEPTH}")
-        own = self._type(node, parent=parent, base=base)
-        grantees, holders = self._actors.actors(node)
-        here_scoped = scoped or bool(grantees)
-        if own == "permit" and not here_scoped:
-            raise node.unsupported(
-                "actor", "a permit must name its recipient (role PRCP): this one permits anyone"
+            found.add(
+                node.unsupported("provision", f"rules nest deeper than {MAX_PROVISION_DEPTH}")
             )
-        self._actions(node, own)
+            return None
+        own = found.attempt(lambda: self._type(node, parent=parent, nested=depth > 0), None)
+        actors_before = len(found.found)
+        grantees, holders = self._actors.actors(node, found)
+        actors_read = len(found.found) == actors_before
+        here_scoped = scoped or bool(grantees)
+        if own == "permit" and not here_scoped and actors_read:
+            found.add(
+                node.unsupported(
+                    "actor", "a permit must name its recipient (role PRCP): this one permits anyone"
+                )
+            )
+        if own is not None:
+            found.attempt(lambda: self._actions(node, own), None)
+        else:
+            node.ignore("action")  # which actions are allowed depends on the missing type
         period_node = node.child("period")
         period = self._period(period_node) if period_node is not None else Period()
-        purposes = frozenset(self._purpose(c) for c in node.children("purpose"))
-        categories = frozenset(self._category(c) for c in node.children("class"))
-        exceptions = node.children("provision")
-        node.done()  # refuse this rule's own unknown elements before looking deeper
-        nested = tuple(
-            self._rule(child, parent=own, base=None, scoped=here_scoped, depth=depth + 1)
-            for child in exceptions
+        purposes = frozenset(
+            p
+            for c in node.children("purpose")
+            if (p := found.attempt(partial(self._purpose, c), None))
         )
+        categories = frozenset(
+            k
+            for c in node.children("class")
+            if (k := found.attempt(partial(self._category, c), None))
+        )
+        exceptions = node.children("provision")
+        found.attempt(node.done, None)  # this rule's own unknown elements, before deeper ones
+        nested = [
+            self._rule(child, parent=own, scoped=here_scoped, depth=depth + 1)
+            for child in exceptions
+        ]
+        if own is None or len(found.found) > before:
+            return None
         try:
             return Provision(
                 type=own,
@@ -226,15 +291,13 @@ class Reader:
                 categories=categories,
                 purposes=purposes,
                 period=period,
-                provisions=nested,
+                provisions=tuple(p for p in nested if p is not None),
             )
         except ValueError as error:
             raise InvalidConsentError(f"{node.path}: {error}") from error
 
     @staticmethod
-    def _type(
-        node: JsonNode, *, parent: ProvisionType | None, base: ProvisionType | None
-    ) -> ProvisionType:
+    def _type(node: JsonNode, *, parent: ProvisionType | None, nested: bool) -> ProvisionType:
         declared = node.text("type")
         own: ProvisionType
         if declared == "permit":
@@ -243,12 +306,10 @@ class Reader:
             own = "deny"
         elif declared is not None:
             raise node.unsupported("type", "permit or deny")
-        elif parent is not None:
-            raise node.unsupported("type", "nested rules need a type (R4)")
-        elif base is None:
-            raise node.unsupported("type", "neither a type nor a policyRule says permit or deny")
+        elif nested:
+            raise node.unsupported("type", "nested rules need a type (R4): add permit or deny")
         else:
-            own = base
+            raise node.unsupported("type", UNTYPED_ROOT)
         if parent is not None and own == parent:
             raise node.unsupported(
                 "type", f"a {own} nested in a {parent} is no exception to it: its intent is unclear"
