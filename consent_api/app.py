@@ -32,6 +32,7 @@ from .routes import (
     breakglass,
     consents,
     fhir_consent,
+    fhir_metadata,
     health,
     history,
     log,
@@ -126,6 +127,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(breakglass.router)
     app.include_router(history.router)
     app.include_router(audit_fhir.router)
+    app.include_router(fhir_metadata.router)
     app.include_router(lapse_openings.router)
     app.include_router(web.router)  # the apps' pages, and the small API only they need
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -13,6 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hashing import HashingError, VerificationError
 from ledger.errors import InvalidEventError, TreeSizeError
 
+from .outcome import is_fhir, operation_outcome
+
 PROBLEM_BASE = "urn:consent-ledger:problem:"
 PROBLEM_JSON = "application/problem+json"
 
@@ -85,40 +87,51 @@ def problem(status: int, slug: str, title: str, detail: str, **extensions: Any) 
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+def answer(
+    request: Request, status: int, slug: str, title: str, detail: str, **extensions: Any
+) -> JSONResponse:
+    """A problem document, or under ``/fhir`` the same failure as an OperationOutcome."""
+    if is_fhir(request):
+        return operation_outcome(status, slug, title, detail, extensions)
+    return problem(status, slug, title, detail, **extensions)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Every error leaves the service as a problem document with a stable type."""
+    """Every error leaves the service as a problem document with a stable type (under /fhir,
+    an OperationOutcome carrying the same type)."""
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        response = problem(exc.status, exc.slug, exc.title, exc.detail, **exc.extensions)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        response = answer(request, exc.status, exc.slug, exc.title, exc.detail, **exc.extensions)
         response.headers.update(exc.headers)
         return response
 
     @app.exception_handler(TreeSizeError)
-    async def _tree_size(_: Request, exc: TreeSizeError) -> JSONResponse:
-        return problem(404, NotInLogError.slug, NotInLogError.title, str(exc))
+    async def _tree_size(request: Request, exc: TreeSizeError) -> JSONResponse:
+        return answer(request, 404, NotInLogError.slug, NotInLogError.title, str(exc))
 
     @app.exception_handler(InvalidEventError)
-    async def _invalid_event(_: Request, exc: InvalidEventError) -> JSONResponse:
-        return problem(422, "invalid-event", "The event cannot be logged", str(exc))
+    async def _invalid_event(request: Request, exc: InvalidEventError) -> JSONResponse:
+        return answer(request, 422, "invalid-event", "The event cannot be logged", str(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg"))}
             for error in exc.errors()
         ]
-        return problem(422, "validation", "The request is not valid", "see errors", errors=errors)
+        title = "The request is not valid"
+        return answer(request, 422, "validation", title, "see errors", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        return problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
+        return answer(request, exc.status_code, slug, str(exc.detail), str(exc.detail))
 
     @app.exception_handler(HashingError)
-    async def _hashing(_: Request, exc: HashingError) -> JSONResponse:
-        return problem(400, "bad-request", "Bad request", str(exc))
+    async def _hashing(request: Request, exc: HashingError) -> JSONResponse:
+        return answer(request, 400, "bad-request", "Bad request", str(exc))
 
     @app.exception_handler(VerificationError)
-    async def _verification(_: Request, exc: VerificationError) -> JSONResponse:
-        return problem(422, "verification-failed", "Verification failed", str(exc))
+    async def _verification(request: Request, exc: VerificationError) -> JSONResponse:
+        return answer(request, 422, "verification-failed", "Verification failed", str(exc))

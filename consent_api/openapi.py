@@ -1,8 +1,8 @@
 """The OpenAPI document, completed: every operation documents its problem responses.
 
 FastAPI describes validation failures as its own JSON; this service answers every error with an
-RFC 9457 problem document, so the spec says exactly that, and clients (and schemathesis) can
-hold the service to it.
+RFC 9457 problem document (under ``/fhir``, a FHIR OperationOutcome), so the spec says exactly
+that, and clients (and schemathesis) can hold the service to it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+
+from .routes.fhir_docs import fhir_schemas, outcome_response
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -42,19 +44,26 @@ def install_openapi(app: FastAPI) -> None:
         )
         components = document.setdefault("components", {}).setdefault("schemas", {})
         components["Problem"] = PROBLEM_SCHEMA
+        components.update(fhir_schemas())
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
-        for operations in document.get("paths", {}).values():
+        for path, operations in document.get("paths", {}).items():
+            fhir = path.startswith("/fhir/")
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})
                 for status in list(responses):
                     if status.startswith(("4", "5")):
-                        responses[status] = {
-                            **_PROBLEM_RESPONSE,
-                            "description": responses[status].get("description", "A problem"),
-                        }
-                responses["422"] = _PROBLEM_RESPONSE
-                responses.setdefault("default", _PROBLEM_RESPONSE)
+                        description = responses[status].get("description", "A problem")
+                        responses[status] = (
+                            outcome_response(description)
+                            if fhir
+                            else {**_PROBLEM_RESPONSE, "description": description}
+                        )
+                failure = outcome_response("An OperationOutcome") if fhir else _PROBLEM_RESPONSE
+                responses["422"] = failure
+                responses.setdefault("default", failure)
+                if fhir:
+                    responses.setdefault("400", outcome_response("A search it cannot run"))
         app.openapi_schema = document
         return document
 

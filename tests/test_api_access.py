@@ -113,7 +113,14 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    """A problem document, or under /fhir an OperationOutcome carrying the same type."""
     assert response.status_code == status, response.text
+    if response.request.url.path.startswith("/fhir/"):
+        assert response.headers["content-type"].startswith("application/fhir+json")
+        outcome: dict[str, Any] = response.json()
+        assert outcome["resourceType"] == "OperationOutcome"
+        assert {i["details"]["coding"][0]["code"] for i in outcome["issue"]} == {slug}
+        return outcome
     assert response.headers["content-type"].startswith("application/problem+json")
     body: dict[str, Any] = response.json()
     assert (body["type"], body["status"]) == (PROBLEM + slug, status)

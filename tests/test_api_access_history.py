@@ -137,12 +137,14 @@ def test_decisions_read_as_a_fhir_searchset_of_audit_events(world: World) -> Non
     assert response.headers["content-type"].startswith("application/fhir+json")
     bundle = response.json()
     Bundle.model_validate(bundle)
-    assert (bundle["type"], bundle["total"]) == ("searchset", 3)
+    assert (bundle["type"], bundle["total"]) == ("searchset", 5)  # as many as history entries
     events = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
-    decisions = ("permit", "denied", "breakglass")
-    assert set(events) == {f"leaf-{logged[name]}" for name in decisions}
+    assert set(events) == {f"leaf-{leaf}" for leaf in logged.values()}
     permit = events[f"leaf-{logged['permit']}"]
     assert (permit["outcome"], permit["outcomeDesc"]) == ("0", "permit: permitted")
+    assert events[f"leaf-{logged['released']}"]["type"]["code"] == "110106"  # Export
+    refused = events[f"leaf-{logged['refused']}"]
+    assert (refused["outcome"], refused["outcomeDesc"]) == ("4", "refused: already-redeemed")
     assert events[f"leaf-{logged['denied']}"]["outcome"] == "4"
     emergency = events[f"leaf-{logged['breakglass']}"]
     assert emergency["outcome"] == "0"
@@ -153,7 +155,7 @@ def test_decisions_read_as_a_fhir_searchset_of_audit_events(world: World) -> Non
     as_reference = world.client.get(
         "/fhir/AuditEvent", params={"patient": f"Patient/{world.subject}"}, headers=regulator
     )
-    assert as_reference.json()["total"] == 3
+    assert as_reference.json()["total"] == 5
     stranger = register_resident(world.client, "NAT-STRANGER", birth_date=date(1970, 1, 1))
     for headers in (resident(world.client, stranger), world.east.headers()):
         refused = world.client.get(

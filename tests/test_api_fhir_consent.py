@@ -1,5 +1,6 @@
 """The official HL7 R4 Consent examples through POST /fhir/Consent: imported and enforced as
-they read, or refused whole with a 422 naming what cannot be expressed."""
+they read, or refused whole with a 422 OperationOutcome naming every element that blocks them;
+recipients and custodians must be registered institutions."""
 
 from __future__ import annotations
 
@@ -14,19 +15,43 @@ from fastapi.testclient import TestClient
 
 from consent_api.app import create_app
 from consent_api.domain.decide import AccessRequest, decide
+from consent_api.domain.errors import UnsupportedConsentError
 from consent_api.domain.fhir import consent_from_fhir
 from consent_api.domain.vocab import Category, InstitutionType, Purpose
-from tests.api_helpers import api_settings, leaves, register_resident, resident, state
+from tests.api_helpers import (
+    Institution,
+    api_settings,
+    leaves,
+    register_resident,
+    resident,
+    state,
+)
 from tests.paths import FHIR
 
 EXAMPLES = sorted((FHIR / "consent").glob("Consent-*.json"))
-IMPORTED = {"Consent-consent-example-Out.json", "Consent-consent-example-notOrg.json"}
+IMPORTED = {"Consent-consent-example-notOrg.json"}
+EXPLICIT_OUT = "explicit Out"  # the Out example with the type its narrative states (deny)
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     with TestClient(create_app(api_settings(tmp_path))) as test_client:
+        Institution(test_client, "f001")  # the examples' Good Health organizations
         yield test_client
+
+
+def explicit(name: str) -> dict[str, Any]:
+    """An example with its root type written as its narrative states it."""
+    resource: dict[str, Any] = json.loads((FHIR / "consent" / name).read_text())
+    resource["provision"].setdefault("type", "deny")
+    return resource
+
+
+def expected_blockers(resource: dict[str, Any]) -> list[str]:
+    """What the domain reader says blocks ``resource`` (every element, in order)."""
+    with pytest.raises(UnsupportedConsentError) as refused:
+        consent_from_fhir(resource, pseudonymise=lambda r: r)
+    return [b.path for b in refused.value.blockers]
 
 
 def patient_of(resource: dict[str, Any]) -> str:
@@ -46,9 +71,12 @@ def test_each_example_imports_whole_or_is_refused_whole(client: TestClient, path
     response = client.post("/fhir/Consent", json=resource, headers=resident(client, subject))
     if path.name not in IMPORTED:
         assert response.status_code == 422, response.text
-        problem = response.json()
-        assert problem["type"].endswith(":unprocessable")
-        assert "Consent" in problem["detail"]  # names the element it cannot express
+        assert response.headers["content-type"].startswith("application/fhir+json")
+        outcome = response.json()
+        assert outcome["resourceType"] == "OperationOutcome"
+        named = [issue["expression"][0] for issue in outcome["issue"]]
+        assert named == expected_blockers(resource)  # every element that blocks it
+        assert {i["details"]["coding"][0]["code"] for i in outcome["issue"]} == {"unprocessable"}
         assert len(leaves(client)) == before  # refused whole: nothing logged
         return
     assert response.status_code == 201, response.text
@@ -65,10 +93,13 @@ def test_each_example_imports_whole_or_is_refused_whole(client: TestClient, path
     assert [e["resource"]["id"] for e in bundle.json()["entry"]] == [created["id"]]
 
 
-@pytest.mark.parametrize("name", sorted(IMPORTED))
+@pytest.mark.parametrize(
+    "name", ["Consent-consent-example-notOrg.json", "Consent-consent-example-Out.json"]
+)
 def test_imported_opt_outs_are_enforced_as_they_read(client: TestClient, name: str) -> None:
-    """Both examples withhold the patient's records held by (or going to) Organization f001."""
-    resource = json.loads((FHIR / "consent" / name).read_text())
+    """Both withhold the patient's records held by (or going to) Organization f001: notOrg as
+    written, Out once its root says deny (as written it is refused, see above)."""
+    resource = explicit(name)
     subject = register_resident(client, patient_of(resource), birth_date=date(1970, 1, 1))
     headers = resident(client, subject)
     permit = {
@@ -95,12 +126,12 @@ def test_imported_opt_outs_are_enforced_as_they_read(client: TestClient, name: s
 
 
 def test_a_consent_for_someone_else_is_refused(client: TestClient) -> None:
-    resource = json.loads((FHIR / "consent" / "Consent-consent-example-Out.json").read_text())
+    resource = explicit("Consent-consent-example-Out.json")
     register_resident(client, "f001", birth_date=date(1970, 1, 1))
     other = register_resident(client, "NAT-OTHER", birth_date=date(1970, 1, 1))
     response = client.post("/fhir/Consent", json=resource, headers=resident(client, other))
     assert response.status_code == 422
-    assert "not the caller" in response.json()["detail"]
+    assert "not the caller" in response.json()["issue"][0]["diagnostics"]
 
 
 @pytest.mark.parametrize(
@@ -111,4 +142,57 @@ def test_garbage_is_a_problem(client: TestClient, body: Any) -> None:
     subject = register_resident(client, "NAT-1", birth_date=date(1970, 1, 1))
     response = client.post("/fhir/Consent", json=body, headers=resident(client, subject))
     assert response.status_code == 422
-    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize(
+    ("role", "path"),
+    [
+        ("PRCP", "Consent.provision.actor[0].reference.reference"),
+        ("CST", "Consent.provision.actor[0].reference.reference"),
+    ],
+)
+def test_an_unregistered_institution_is_refused(client: TestClient, role: str, path: str) -> None:
+    """Organization/no-such-hospital was once logged as a grantee."""
+    resource = explicit("Consent-consent-example-notOrg.json")
+    resource["provision"]["actor"][0]["role"]["coding"][0]["code"] = role
+    resource["provision"]["actor"][0]["reference"] = {"reference": "Organization/no-such-hospital"}
+    subject = register_resident(client, patient_of(resource), birth_date=date(1970, 1, 1))
+    before = len(leaves(client))
+    response = client.post("/fhir/Consent", json=resource, headers=resident(client, subject))
+    assert response.status_code == 422, response.text
+    (issue,) = response.json()["issue"]
+    assert issue["expression"] == [path]
+    assert "no-such-hospital is not a registered institution" in issue["diagnostics"]
+    assert len(leaves(client)) == before
+
+
+@pytest.mark.parametrize("policy", ["OPTIN", "OPTOUT"])
+def test_an_untyped_root_is_never_enforced(client: TestClient, policy: str) -> None:
+    """OPTIN + custodian + recipient once became a permit; OPTOUT + recipient a deny that
+    vetoed the resident's permits. Both are refused now, naming provision.type."""
+    Institution(client, "h2")
+    resource = json.loads((FHIR / "consent" / "Consent-consent-example-Out.json").read_text())
+    resource["policyRule"]["coding"][0]["code"] = policy
+    resource["provision"]["actor"].append(
+        {
+            "role": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                        "code": "PRCP",
+                    }
+                ]
+            },
+            "reference": {"reference": "Organization/h2"},
+        }
+    )
+    subject = register_resident(client, patient_of(resource), birth_date=date(1970, 1, 1))
+    before = len(leaves(client))
+    response = client.post("/fhir/Consent", json=resource, headers=resident(client, subject))
+    assert response.status_code == 422, response.text
+    (issue,) = response.json()["issue"]
+    assert issue["expression"] == ["Consent.provision.type"]
+    assert '"type": "permit" or "type": "deny"' in issue["diagnostics"]
+    assert len(leaves(client)) == before

@@ -149,10 +149,11 @@ def test_bad_paging_parameters_are_problems(world: World, query: str) -> None:
     assert_problem(
         world.client.get(f"/v1/me/access-history?{query}", headers=mine), 422, "validation"
     )
+    fhir_query = query.replace("limit", "_count").replace("after", "_cursor")
     assert_problem(
-        world.client.get(f"/fhir/AuditEvent?patient={world.subject}&{query}", headers=mine),
-        422,
-        "validation",
+        world.client.get(f"/fhir/AuditEvent?patient={world.subject}&{fhir_query}", headers=mine),
+        400,
+        "bad-search",
     )
 
 
@@ -170,12 +171,16 @@ def test_a_residents_history_and_audit_events_page(world: World) -> None:
     assert sizes == [3, 3, 1]
 
     entries: list[dict[str, Any]] = []
-    url: str | None = f"/fhir/AuditEvent?patient=Patient/{world.subject}&limit=3"
+    url: str | None = f"/fhir/AuditEvent?patient=Patient/{world.subject}&_count=3"
+    sizes = []
     while url is not None:
         bundle = world.client.get(url, headers=mine).json()
-        assert bundle["total"] == 4  # all matches, not the page
+        assert bundle["total"] == 7  # all matches (decisions and releases), not the page
         entries += bundle["entry"]
+        sizes.append(len(bundle["entry"]))
         links = {link["relation"]: link["url"] for link in bundle["link"]}
         url = links.get("next")
-    decisions = [item["leaf_index"] for item in whole if item["kind"] == "access.decided"]
-    assert [entry["fullUrl"] for entry in entries] == [f"AuditEvent/leaf-{n}" for n in decisions]
+    assert sizes == [3, 3, 1]
+    assert [entry["fullUrl"] for entry in entries] == [
+        f"http://testserver/fhir/AuditEvent/leaf-{item['leaf_index']}" for item in whole
+    ]

@@ -48,6 +48,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "POST /fhir/Consent": RESIDENT,
     "GET /fhir/Consent": READERS,
     "GET /fhir/Consent/{consent_id}": READERS,
+    "GET /fhir/Consent/{consent_id}/_history/{version_id}": READERS,
+    "GET /fhir/AuditEvent/{event_id}": RESIDENT | REGULATOR,
+    "GET /fhir/metadata": PUBLIC,
     "POST /v1/access-requests": INSTITUTION,
     "GET /v1/access-requests": INSTITUTION | REGULATOR,
     "POST /v1/grants/redeem": INSTITUTION,
@@ -102,6 +105,8 @@ def test_role_matrix(
         .replace("{subject}", "0" * 64)
         .replace("{consent_id}", "c-nowhere")
         .replace("{request_id}", "r-nowhere")
+        .replace("{version_id}", "1")
+        .replace("{event_id}", "leaf-0")
     )
     params = {"patient": subject} if "fhir" in path and method == "GET" and "{" not in path else {}
     if path == "/v1/log/proof/inclusion":
@@ -117,5 +122,6 @@ def test_role_matrix(
         assert response.headers["www-authenticate"].startswith("Bearer")
     else:
         assert response.status_code == 403, response.text
-    if response.status_code >= 400:
-        assert response.headers["content-type"].startswith("application/problem+json")
+    if response.status_code >= 400:  # FHIR's errors are OperationOutcomes, the rest problems
+        kind = "application/fhir+json" if path.startswith("/fhir/") else "application/problem+json"
+        assert response.headers["content-type"].startswith(kind)

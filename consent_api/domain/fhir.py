@@ -1,4 +1,4 @@
-"""FHIR R4 renderings: Consent in and out, and an access decision as an AuditEvent.
+"""FHIR R4 renderings: Consent in and out (access events as AuditEvents: ``fhir_audit``).
 
 The models of ``fhir.resources`` (its ``R4B`` package: HL7 made no change to Consent or
 AuditEvent between R4 4.0.1 and R4B 4.3.0, and the library ships no R4 proper) validate every
@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
-from typing import Any, Final
+from typing import Any
 
 from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 from fhir.resources.R4B.consent import Consent as FhirConsent
 from pydantic import ValidationError
 
 from consent_api.domain.consent import Consent, Grantee, Period, Provision, ProvisionType
-from consent_api.domain.decide import AccessRequest, Decision
 from consent_api.domain.errors import InvalidConsentError
 from consent_api.domain.fhir_actors import (
     InstitutionCheck,
@@ -28,6 +27,7 @@ from consent_api.domain.fhir_actors import (
     Pseudonymiser,
     organization_id,
 )
+from consent_api.domain.fhir_audit import decision_event as audit_event_to_fhir
 from consent_api.domain.fhir_reader import Reader
 from consent_api.domain.vocab import (
     CATEGORY_SYSTEM,
@@ -38,7 +38,6 @@ from consent_api.domain.vocab import (
     EXT_REVOKED_AT,
     INSTITUTION_ID_SYSTEM,
     INSTITUTION_TYPE_SYSTEM,
-    LEAF_INDEX_SYSTEM,
     LOINC,
     PSEUDONYM_SYSTEM,
     PURPOSE_CODINGS,
@@ -57,10 +56,6 @@ __all__ = [
     "organization_id",
 ]
 
-DCM: Final = "http://dicom.nema.org/resources/ontology/DCM"
-AUDIT_ENTITY_TYPE: Final = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
-OBJECT_ROLE: Final = "http://terminology.hl7.org/CodeSystem/object-role"
-SECURITY_SOURCE_TYPE: Final = "http://terminology.hl7.org/CodeSystem/security-source-type"
 
 Json = dict[str, Any]
 
@@ -117,7 +112,10 @@ def consent_to_fhir(consent: Consent) -> Json:
     resource: Json = {
         "resourceType": "Consent",
         "id": consent.consent_id,
-        "meta": {"versionId": str(consent.version)},
+        "meta": {
+            "versionId": str(consent.version),
+            "lastUpdated": _instant(consent.revoked_at or consent.granted_at),
+        },
         "status": "active" if consent.status == "active" else "inactive",
         "scope": _concept(CONSENT_SCOPE_SYSTEM, "patient-privacy", "Privacy Consent"),
         "category": [_concept(LOINC, "59284-0", "Patient Consent")],
@@ -139,81 +137,6 @@ def consent_to_fhir(consent: Consent) -> Json:
     if extensions:
         resource["extension"] = extensions
     return _validated(FhirConsent, resource)
-
-
-def audit_event_to_fhir(
-    request: AccessRequest,
-    decision: Decision,
-    *,
-    leaf_index: int,
-    recorded: datetime | None = None,
-    observer: str = "consent-ledger",
-) -> Json:
-    """An access decision as an R4 AuditEvent, validated by the FHIR library.
-
-    The requester is the requesting agent (DICOM destination role), the holder the source;
-    the subject is the patient entity (by pseudonym) with the requested categories as details;
-    every consent relied on and the ledger leaf (``leaf_index``, 0-based) are entities too.
-    ``outcome`` is 0 for permit and 4 (minor failure: refused) for deny, ``outcomeDesc`` the
-    decision and its reason code. ``recorded`` defaults to the request's instant.
-    """
-    if leaf_index < 0:
-        raise InvalidConsentError("leaf_index is 0-based and cannot be negative")
-    purpose = [{"coding": [_coding(*PURPOSE_CODINGS[request.purpose])]}]
-    system_object = _coding(AUDIT_ENTITY_TYPE, "2", "System Object")
-    consents = [
-        {
-            "what": {"type": "Consent", "reference": f"Consent/{consent_id}"},
-            "type": system_object,
-            "description": "consent relied on",
-        }
-        for consent_id in decision.relied_on
-    ]
-    event: Json = {
-        "resourceType": "AuditEvent",
-        "type": _coding(DCM, "110106", "Export"),
-        "action": "R",
-        "recorded": _instant(recorded or request.at),
-        "outcome": "0" if decision.decision == "permit" else "4",
-        "outcomeDesc": f"{decision.decision}: {decision.reason}",
-        "purposeOfEvent": purpose,
-        "agent": [
-            {
-                "type": {"coding": [_coding(DCM, "110152", "Destination Role ID")]},
-                "role": [_concept(INSTITUTION_TYPE_SYSTEM, request.requester_type)],
-                "who": _institution(request.requester),
-                "requestor": True,
-                "purposeOfUse": purpose,
-            },
-            {
-                "type": {"coding": [_coding(DCM, "110153", "Source Role ID")]},
-                "who": _institution(request.holder),
-                "requestor": False,
-            },
-        ],
-        "source": {
-            "observer": {"display": observer},
-            "type": [_coding(SECURITY_SOURCE_TYPE, "4", "Application Server")],
-        },
-        "entity": [
-            {
-                "what": _pseudonym("Patient", request.subject),
-                "type": _coding(AUDIT_ENTITY_TYPE, "1", "Person"),
-                "role": _coding(OBJECT_ROLE, "1", "Patient"),
-                "detail": [
-                    {"type": "data-category", "valueString": category}
-                    for category in sorted(request.categories)
-                ],
-            },
-            *consents,
-            {
-                "what": {"identifier": {"system": LEAF_INDEX_SYSTEM, "value": str(leaf_index)}},
-                "type": system_object,
-                "description": "ledger leaf recording this decision",
-            },
-        ],
-    }
-    return _validated(FhirAuditEvent, event)
 
 
 def _rule(
