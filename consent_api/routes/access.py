@@ -244,11 +244,17 @@ def list_access_requests(
     "/v1/grants/redeem",
     tags=["grants"],
     responses={
-        403: problem_response("Not the holder and requester the grant was issued to"),
-        404: problem_response("No grant has this token"),
+        403: problem_response(
+            "Not the holder and requester the grant was issued to, or one of them is no longer"
+            " active"
+        ),
+        404: problem_response("No grant has this token, or no resident has this subject id"),
         409: problem_response("The grant was already redeemed"),
-        410: problem_response("The grant has expired"),
-        422: problem_response("The grant covers other data, or the consents no longer permit it"),
+        410: problem_response("The grant has expired, or the resident was erased"),
+        422: problem_response(
+            "The grant covers other data, the consents no longer permit it, or the requester is"
+            " not a registered institution"
+        ),
     },
 )
 async def redeem_grant(

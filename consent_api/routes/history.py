@@ -42,9 +42,7 @@ def subject_for(principal: Principal, subject: str | None, vault: ResidentVault)
     """The subject a resident may read about: themself, or a child they are guardian of."""
     if subject is None or subject == principal.id:
         return principal.id
-    record = vault.read(subject)
-    if principal.id not in record.guardians:
-        raise ForbiddenError("you are not a guardian of this resident")
+    record = vault.record_for_guardian(subject, principal.id)  # alike for unknown, erased
     if not guardian_in_authority(record.birth_date, datetime.now(UTC)):
         raise ForbiddenError("a guardian's authority ends on the child's 14th birthday")
     return subject
@@ -90,7 +88,7 @@ def access_history(
     wanted = subject_for(principal, subject, vault)
     page, more = split_page(
         service.records.access_page(
-            kinds=HISTORY_KINDS, after=after, limit=limit + 1, subject=wanted
+            kinds=HISTORY_KINDS, after=after, limit=limit + 1, subject=wanted, established=True
         ),
         limit,
     )
