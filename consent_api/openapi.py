@@ -28,6 +28,11 @@ _PROBLEM_RESPONSE = {
     "description": "A problem (RFC 9457)",
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
+_TOO_MANY = {
+    **_PROBLEM_RESPONSE,
+    "description": "The caller is over its limits (consent_api.throttle)",
+    "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+}
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -54,6 +59,7 @@ def install_openapi(app: FastAPI) -> None:
                             "description": responses[status].get("description", "A problem"),
                         }
                 responses["422"] = _PROBLEM_RESPONSE
+                responses["429"] = _TOO_MANY
                 responses.setdefault("default", _PROBLEM_RESPONSE)
         app.openapi_schema = document
         return document
