@@ -39,7 +39,7 @@ from .routes import (
 )
 from .routes import lapse as lapse_openings
 from .settings import ApiSettings
-from .throttle import CallerLimiter, Pools, limit_caller
+from .throttle import CallerGate, CallerLimiter, Pools, limit_caller
 
 
 def app_from_env() -> FastAPI:
@@ -133,4 +133,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(lapse_openings.router)
     app.include_router(web.router)  # the apps' pages, and the small API only they need
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CallerGate)  # outermost: a caller over its limits is refused first
     return app

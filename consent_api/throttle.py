@@ -17,14 +17,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import anyio
+import orjson
 from fastapi import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import ApiError, TooManyRequestsError
+from .errors import PROBLEM_BASE, PROBLEM_JSON, ApiError, TooManyRequestsError
 from .settings import ApiSettings
 
 REMEMBERED_CALLERS: Final = 10_000
@@ -161,6 +163,69 @@ async def caller_key(request: Request) -> str:
 
 async def limit_caller(request: Request) -> AsyncIterator[None]:
     """The app-wide dependency: admit the request against its caller's limits, or 429."""
+    if getattr(request.state, "caller_admitted", False):  # by ``CallerGate``, already
+        yield
+        return
     limiter: CallerLimiter = request.app.state.caller_limiter
     with limiter.admit(await caller_key(request)):
         yield
+
+
+HEAVY_PATHS: Final = frozenset({"/v1/me/access-history"})
+
+
+class CallerGate:
+    """ASGI middleware: the cheap way out for a caller already over its limits.
+
+    A request whose bearer token was verified before (``Authenticator.remembered``, no I/O) is
+    admitted here, before any routing, so that a flood of refused requests costs little; any
+    other request is admitted by ``limit_caller`` once its token is checked.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = getattr(scope.get("app"), "state", None)
+        limiter: CallerLimiter | None = getattr(state, "caller_limiter", None)
+        key = None if limiter is None else _remembered_caller(scope, state)
+        if limiter is None or key is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            with ExitStack() as held:
+                held.enter_context(limiter.admit(key))
+                if scope["path"] in HEAVY_PATHS:
+                    held.enter_context(limiter.admit_heavy(key))
+                scope.setdefault("state", {}).update(caller=key, caller_admitted=True)
+                await self.app(scope, receive, send)
+        except TooManyRequestsError as refused:
+            body = orjson.dumps(
+                {
+                    "type": PROBLEM_BASE + refused.slug,
+                    "title": refused.title,
+                    "status": refused.status,
+                    "detail": refused.detail,
+                    **refused.extensions,
+                }
+            )
+            headers = [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(refused.retry_after).encode()),
+            ]
+            await send({"type": "http.response.start", "status": 429, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+
+def _remembered_caller(scope: Scope, state: Any) -> str | None:
+    if scope["type"] != "http":
+        return None
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                return None
+            principal = state.authenticator.remembered(token)
+            return None if principal is None else f"{principal.role}:{principal.id}"
+    return None

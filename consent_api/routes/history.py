@@ -10,6 +10,7 @@ receipts are proven to the newest anchored checkpoint and built together
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any, Literal
@@ -148,8 +149,9 @@ async def access_history(
     """
     state = request.app.state
     threads = get_pools(request).history
-    key = await caller_key(request)
-    with state.caller_limiter.admit_heavy(key):
+    with ExitStack() as held:
+        if not getattr(request.state, "caller_admitted", False):  # else ``CallerGate`` did
+            held.enter_context(state.caller_limiter.admit_heavy(await caller_key(request)))
         page, more = await anyio.to_thread.run_sync(
             partial(_page, service, principal, subject, state.vault, limit, after),
             limiter=threads,
