@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import tempfile
 import threading
 import time
@@ -159,6 +160,8 @@ def run(*, history: int, seconds: float, width: int) -> dict[str, Any]:
         "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "history_entries": history,
         "flood_width": width,
+        "settings": {k: v for k, v in os.environ.items() if k.startswith("CONSENT_API_")},
+        "load_average": os.getloadavg()[0],
         "seconds": seconds,
         "flood_answers": {str(k): v for k, v in sorted(statuses.items())},
         "rows": rows,
