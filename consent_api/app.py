@@ -7,7 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from ledger.anchor_store import AnchorStore
 from ledger.anchoring import Anchorer
@@ -40,6 +40,7 @@ from .routes import (
 )
 from .routes import lapse as lapse_openings
 from .settings import ApiSettings
+from .throttle import CallerGate, CallerLimiter, Pools, limit_caller
 
 
 def app_from_env() -> FastAPI:
@@ -65,6 +66,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.vault = ResidentVault.open(ledger.store)
         app.state.platform_keys = platform_keys
         app.state.authenticator = Authenticator(platform_keys, app.state.institutions)
+        app.state.pools = Pools.of(settings)
+        app.state.caller_limiter = CallerLimiter.of(settings)
         committer = GroupCommitter(ledger)
         app.state.ledger = ledger
         app.state.committer = committer
@@ -113,6 +116,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Residents authorize, hospitals request, every decision is logged and anchored.",
         lifespan=lifespan,
+        dependencies=[Depends(limit_caller)],  # every request counts against its caller
     )
     app.state.settings = settings
     install_problem_handlers(app)
@@ -131,4 +135,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(lapse_openings.router)
     app.include_router(web.router)  # the apps' pages, and the small API only they need
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CallerGate)  # outermost: a caller over its limits is refused first
     return app

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
+import anyio
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -47,7 +48,6 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
 from ledger.errors import KeyFileError
 
@@ -441,7 +441,11 @@ async def current_principal(
     principal = authenticator.remembered(credentials.credentials)
     if principal is not None:
         return principal
-    return await run_in_threadpool(authenticator.authenticate, credentials.credentials)
+    # On threads of its own (``throttle.Pools``): readers queueing for the default pool must
+    # not hold up a redemption's or a decision's token check.
+    return await anyio.to_thread.run_sync(
+        authenticator.authenticate, credentials.credentials, limiter=request.app.state.pools.auth
+    )
 
 
 def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:

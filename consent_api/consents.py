@@ -90,12 +90,10 @@ class ConsentService:
         """The grantor a caller acts as for ``subject``: themself, or a minor's guardian."""
         if principal.role is not Role.RESIDENT:
             raise ForbiddenError("only residents (or their guardians) change consents")
-        self.vault.ensure_registered(subject)
         if principal.id == subject:
+            self.vault.ensure_registered(subject)
             return RESIDENT, None
-        record = self.vault.read(subject)
-        if principal.id not in record.guardians:
-            raise ForbiddenError("you are not a guardian of this resident")
+        record = self.vault.record_for_guardian(subject, principal.id)  # alike for unknown, erased
         ends = guardian_authority_end(record.birth_date)
         if at >= datetime.combine(ends, datetime.min.time(), UTC):
             raise ForbiddenError("a guardian's authority ends on the child's 14th birthday")
@@ -107,11 +105,10 @@ class ConsentService:
         if principal.role is Role.RESIDENT:
             if principal.id == subject:
                 return
-            record = self.vault.read(subject)
-            if principal.id in record.guardians:
-                if guardian_in_authority(record.birth_date, datetime.now(UTC)):
-                    return
-                raise ForbiddenError("a guardian's authority ends on the child's 14th birthday")
+            record = self.vault.record_for_guardian(subject, principal.id)
+            if guardian_in_authority(record.birth_date, datetime.now(UTC)):
+                return
+            raise ForbiddenError("a guardian's authority ends on the child's 14th birthday")
         raise ForbiddenError("you may not read this resident's consents")
 
     # -- changes ---------------------------------------------------------------------------------

@@ -32,6 +32,10 @@ class ApiError(Exception):
         self.detail = detail
         self.extensions = extensions
 
+    def response_headers(self) -> Mapping[str, str]:
+        """The headers its problem response carries."""
+        return self.headers
+
 
 class NotFoundError(ApiError):
     status, slug, title = 404, "not-found", "Not found"
@@ -81,6 +85,19 @@ class PayloadTooLargeError(ApiError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
 
+class TooManyRequestsError(ApiError):
+    """The caller is over its limits (``throttle``); ``Retry-After`` says when to try again."""
+
+    status, slug, title = 429, "too-many-requests", "Too many requests from this caller"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = max(1, retry_after)
+
+    def response_headers(self) -> Mapping[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 def problem(status: int, slug: str, title: str, detail: str, **extensions: Any) -> JSONResponse:
     body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
     body.update(extensions)
@@ -103,7 +120,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         response = answer(request, exc.status, exc.slug, exc.title, exc.detail, **exc.extensions)
-        response.headers.update(exc.headers)
+        response.headers.update(exc.response_headers())
         return response
 
     @app.exception_handler(TreeSizeError)

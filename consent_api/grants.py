@@ -79,6 +79,11 @@ class GrantWrongPartyError(GrantRefusedError):
     refusal = "wrong-party"
 
 
+class GrantPartyInactiveError(GrantRefusedError):
+    status, slug, title = 403, "grant-party-inactive", "A party to the grant is no longer active"
+    refusal = "party-inactive"
+
+
 class GrantMismatchError(GrantRefusedError):
     status, slug, title = 422, "grant-mismatch", "The grant covers another subject or request"
     refusal = "binding-mismatch"

@@ -50,13 +50,14 @@ from ledger.engine import RawReader
 from ledger.errors import IntegrityError, KeyFileError
 from ledger.store import LedgerStore
 
-from .errors import ErasedError, UnknownSubjectError
+from .errors import ErasedError, ForbiddenError, UnknownSubjectError
 from .keyfiles import load_or_create_secret
 
 PSEUDONYM_KEY_FILE: Final = "platform-pseudonym.key"
 PSEUDONYM_SECRET_BYTES: Final = 32
 SUBJECT_PATTERN: Final = r"^[0-9a-f]{64}$"
 SUBJECT_ERASED: Final = "subject.erased"
+NOT_GUARDIAN: Final = "you are not a guardian of this resident"
 
 Subject = Annotated[str, Field(pattern=SUBJECT_PATTERN, description="A pseudonymous subject id.")]
 
@@ -232,6 +233,18 @@ class ResidentVault:
                     raise ErasedError(f"resident {subject} was erased", subject=subject)
                 raise UnknownSubjectError(f"no resident has the subject id {subject}")
         return _open(bytes(key), subject, bytes(row.nonce), bytes(row.ciphertext))
+
+    def record_for_guardian(self, subject: str, guardian: str) -> PersonalRecord:
+        """``subject``'s record, if ``guardian`` is one of their guardians; otherwise
+        ForbiddenError, the same whether the subject is unknown, erased or another's child, so
+        that a resident cannot learn which subject ids exist or were erased."""
+        try:
+            record = self.read(subject)
+        except (ErasedError, UnknownSubjectError):
+            record = None
+        if record is None or guardian not in record.guardians:
+            raise ForbiddenError(NOT_GUARDIAN)
+        return record
 
     def birth_date(self, subject: str) -> date:
         """When ``subject`` was born (for the rule that a guardian's consent lapses at 14)."""

@@ -30,6 +30,9 @@ _PROBLEM_RESPONSE = {
     "description": "A problem (RFC 9457)",
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
+_TOO_MANY_TEXT = "The caller is over its limits (consent_api.throttle)"
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
+_TOO_MANY = {**_PROBLEM_RESPONSE, "description": _TOO_MANY_TEXT, "headers": _RETRY_AFTER}
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -61,6 +64,11 @@ def install_openapi(app: FastAPI) -> None:
                         )
                 failure = outcome_response("An OperationOutcome") if fhir else _PROBLEM_RESPONSE
                 responses["422"] = failure
+                responses["429"] = (
+                    {**outcome_response(_TOO_MANY_TEXT), "headers": _RETRY_AFTER}
+                    if fhir
+                    else _TOO_MANY
+                )
                 responses.setdefault("default", failure)
                 if fhir:
                     responses.setdefault("400", outcome_response("A search it cannot run"))

@@ -300,9 +300,12 @@ class Records:
         limit: int,
         subject: str | None = None,
         party: str | None = None,
+        established: bool = False,
     ) -> list[tuple[int, str, dict[str, Any]]]:
         """Up to ``limit`` access events of ``kinds`` after leaf ``after``, in log order, about
-        ``subject`` and involving ``party`` (as requester or holder) if given.
+        ``subject`` and involving ``party`` (as requester or holder) if given; ``established``
+        leaves out refusals of tokens no grant has (request id ``""``), whose subject and
+        requester, in a log written before they were blanked, are only what a caller typed.
 
         A party is matched in two range scans, one per role, each at most ``limit`` rows long,
         merged here: one scan of ``requester = p OR holder = p`` would have no index to follow.
@@ -313,6 +316,8 @@ class Records:
         )
         if subject is not None:
             base = base.where(_ACCESS.c.subject == subject)
+        if established:
+            base = base.where(_ACCESS.c.request_id != "")
         scans = [base]
         if party is not None:
             scans = [

@@ -3,6 +3,13 @@
 Success is logged as ``access.released``; every refusal as ``access.refused`` with its
 ``refusal`` code, before the problem response goes out; the grant's outcome is settled in the
 same transaction. Neither event holds the token.
+
+What a caller presents about other parties is checked before anything is logged: the
+requester must be a registered institution and the subject a registered, unerased resident,
+or the redemption is refused unlogged. A refusal names only what the service established: a
+token no grant has names only the caller (the holder), never the requester or subject it
+claimed, so nothing a caller types can enter a resident's history. Requester and holder must
+both still be active when the grant is redeemed.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ from ledger.batcher import EventRows
 from .access import AccessService, Event, Logged, instant, relied_on
 from .domain.decide import AccessRequest, decide
 from .domain.vocab import Category, Purpose
+from .errors import UnprocessableError
 from .grants import (
     Claim,
     ConsentWithdrawnError,
     GrantExpiredError,
     GrantMismatchError,
+    GrantPartyInactiveError,
     GrantRedeemedError,
     GrantRefusedError,
     GrantStore,
@@ -42,13 +51,14 @@ def redeem(
     now: datetime,
 ) -> Logged:
     """Release under a grant presented by ``holder``, or log the refusal and raise it."""
+    _check_presented(service, requester=requester, subject=subject)
     hashed = token_hash(token)
     grant = service.grants.get(hashed)
     if grant is None:
         presented = {
             "request_id": "",
-            "subject": subject,
-            "requester": requester,
+            "subject": "",  # claimed, not established: never logged under another's name
+            "requester": "",
             "holder": holder,
             "categories": sorted(categories),
             "purpose": purpose.value,
@@ -72,6 +82,10 @@ def redeem(
     if (subject, categories, purpose) != (grant.subject, grant.categories, grant.purpose):
         mismatch = GrantMismatchError("the grant covers another subject, data or purpose")
         _refuse(service, mismatch, event, now)
+    inactive = _inactive(service, grant.requester, grant.holder)
+    if inactive is not None:  # unclaimed: an inactive party's grant is never released
+        refused = GrantPartyInactiveError(f"the institution {inactive} is no longer active")
+        _refuse(service, refused, {**event, "inactive": inactive}, now)
     claim = service.grants.claim(hashed, now.timestamp())
     if claim is Claim.REDEEMED:
         _refuse(service, GrantRedeemedError("the grant was already redeemed"), event, now)
@@ -101,6 +115,23 @@ def redeem(
     event.update(relied_on=relied, at=instant(now))
     leaf_index = service.log("access.released", event, also=_settling(grant.request_id, "released"))
     return Logged(leaf_index, event)
+
+
+def _check_presented(service: AccessService, *, requester: str, subject: str) -> None:
+    """Refuse, unlogged, a redemption naming an unregistered requester or an unknown or erased
+    subject (UnprocessableError, UnknownSubjectError, ErasedError)."""
+    if service.institutions.get(requester) is None:
+        raise UnprocessableError(f"the requester {requester} is not a registered institution")
+    service.vault.ensure_registered(subject)
+
+
+def _inactive(service: AccessService, *institution_ids: str) -> str | None:
+    """The first of ``institution_ids`` not active now (deactivated, or gone), if any."""
+    for institution_id in institution_ids:
+        institution = service.institutions.get(institution_id)
+        if institution is None or not institution.active:
+            return institution_id
+    return None
 
 
 def _refuse(

@@ -52,6 +52,28 @@ class ApiSettings(BaseSettings):
         description="Where the consoles link an anchor's transaction, with {tx} for its hash.",
     )
 
+    caller_concurrency: int = Field(
+        default=64, gt=0, description="Requests of one caller in flight at once; more get 429."
+    )
+    caller_rate: float = Field(
+        default=5000.0, gt=0, description="Requests a second one caller may send, sustained."
+    )
+    caller_burst: int = Field(
+        default=5000, gt=0, description="Requests one caller may send at once above its rate."
+    )
+    history_per_caller: int = Field(
+        default=2, gt=0, description="Access-history pages of one caller in flight at once."
+    )
+    history_threads: int = Field(
+        default=2, gt=0, description="Threads building access-history pages, for all callers."
+    )
+    redemption_threads: int = Field(
+        default=8, gt=0, description="Threads redeeming grants (apart from readers' threads)."
+    )
+    auth_threads: int = Field(
+        default=4, gt=0, description="Threads verifying tokens not seen before."
+    )
+
     @model_validator(mode="after")
     def _ttl_within_max(self) -> Self:
         if self.token_ttl > self.token_max_ttl:

@@ -289,6 +289,24 @@ class LedgerStore:
                 for row in conn.execute(query)
             ]
 
+    def leaves_at(self, leaf_indices: Sequence[int]) -> dict[int, StoredLeaf]:
+        """The leaves of ``leaf_indices`` (those the log has), in one read transaction."""
+        wanted = sorted(set(leaf_indices))
+        found: dict[int, StoredLeaf] = {}
+        with self.read() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                query = select(_LEAF).where(_LEAF.c.leaf_index.in_(chunk))
+                for row in conn.execute(query):
+                    found[int(row.leaf_index)] = StoredLeaf(
+                        leaf_index=row.leaf_index,
+                        kind=row.kind,
+                        leaf_data=bytes(row.leaf_data),
+                        leaf_hash=bytes(row.leaf_hash),
+                        appended_at=row.appended_at,
+                    )
+        return found
+
     # -- checkpoints and metadata -------------------------------------------------------------
 
     def save_checkpoint(self, checkpoint: StoredCheckpoint) -> None:

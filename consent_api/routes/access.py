@@ -9,12 +9,13 @@ their justifications.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 
+import anyio
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from ..access import AccessService, Clock, Event, get_clock
 from ..auth import AUTH_RESPONSES, Principal, Role, require_roles
@@ -25,6 +26,7 @@ from ..identity import SUBJECT_PATTERN, Subject
 from ..institutions import INSTITUTION_ID_PATTERN
 from ..paging import DEFAULT_LIMIT, After, Limit, link_next, paged_responses, split_page
 from ..redemption import redeem
+from ..throttle import get_pools
 
 router = APIRouter(tags=["access"], responses=AUTH_RESPONSES)
 
@@ -244,18 +246,24 @@ def list_access_requests(
     "/v1/grants/redeem",
     tags=["grants"],
     responses={
-        403: problem_response("Not the holder and requester the grant was issued to"),
-        404: problem_response("No grant has this token"),
+        403: problem_response(
+            "Not the holder and requester the grant was issued to, or one of them is no longer"
+            " active"
+        ),
+        404: problem_response("No grant has this token, or no resident has this subject id"),
         409: problem_response("The grant was already redeemed"),
-        410: problem_response("The grant has expired"),
-        422: problem_response("The grant covers other data, or the consents no longer permit it"),
+        410: problem_response("The grant has expired, or the resident was erased"),
+        422: problem_response(
+            "The grant covers other data, the consents no longer permit it, or the requester is"
+            " not a registered institution"
+        ),
     },
 )
 async def redeem_grant(
-    body: RedeemIn, principal: Institution, service: Service, clock: Now
+    request: Request, body: RedeemIn, principal: Institution, service: Service, clock: Now
 ) -> ReleaseOut:
     """The holder redeems a grant before releasing data; success is the logged release."""
-    released = await run_in_threadpool(
+    work = partial(
         redeem,
         service,
         holder=principal.id,
@@ -266,6 +274,9 @@ async def redeem_grant(
         purpose=body.purpose,
         now=clock(),
     )
+    # Its own threads: readers queueing for the default pool cannot hold a grant up until it
+    # expires.
+    released = await anyio.to_thread.run_sync(work, limiter=get_pools(request).redemption)
     fields = {
         name: released.event[name] for name in ReleaseOut.model_fields if name != "leaf_index"
     }

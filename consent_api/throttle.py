@@ -1,0 +1,224 @@
+"""Per-caller limits and the separate thread pools, so that no caller can stall the others.
+
+Every request is counted against its caller: the principal its bearer token names (a resident,
+an institution, a regulator or an admin), or for a request without a valid token the peer
+address. A caller may have ``caller_concurrency`` requests in flight and spends one token of a
+bucket of ``caller_burst`` refilled at ``caller_rate`` per second; past either the answer is 429
+with ``Retry-After`` and a problem body, before any work. Heavy reads (a page of access
+history with its receipts) are admitted ``history_per_caller`` at a time per caller on top.
+
+Work runs on pools of its own (``Pools``): history pages on ``history_threads`` threads,
+redemptions and token checks on theirs, so readers queueing for threads cannot hold up a
+redemption, and decisions never wait for a thread (``access``). All of this is per process.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import anyio
+from fastapi import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .errors import ApiError, TooManyRequestsError, answer
+from .settings import ApiSettings
+
+REMEMBERED_CALLERS: Final = 10_000
+"""Idle callers with full buckets are forgotten past this many."""
+
+
+@dataclass(slots=True)
+class _Caller:
+    tokens: float
+    refilled_at: float
+    in_flight: int = 0
+    heavy: int = 0
+
+
+@dataclass(slots=True)
+class CallerLimiter:
+    """Token buckets and in-flight counts by caller key; used on the event loop only."""
+
+    concurrency: int
+    rate: float
+    burst: int
+    heavy_at_once: int
+    _callers: dict[str, _Caller] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, settings: ApiSettings) -> CallerLimiter:
+        return cls(
+            concurrency=settings.caller_concurrency,
+            rate=settings.caller_rate,
+            burst=settings.caller_burst,
+            heavy_at_once=settings.history_per_caller,
+        )
+
+    def _caller(self, key: str, now: float) -> _Caller:
+        caller = self._callers.get(key)
+        if caller is None:
+            if len(self._callers) >= REMEMBERED_CALLERS:
+                self._forget_idle(now)
+            caller = self._callers[key] = _Caller(float(self.burst), now)
+        else:
+            caller.tokens = min(
+                float(self.burst), caller.tokens + (now - caller.refilled_at) * self.rate
+            )
+            caller.refilled_at = now
+        return caller
+
+    def _forget_idle(self, now: float) -> None:
+        for key, caller in list(self._callers.items()):
+            full = caller.tokens + (now - caller.refilled_at) * self.rate >= self.burst
+            if caller.in_flight == 0 and full:
+                del self._callers[key]
+
+    @contextmanager
+    def admit(self, key: str) -> Iterator[None]:
+        """Hold one of ``key``'s request slots and spend a token; 429 if it has none."""
+        caller = self._caller(key, time.monotonic())
+        if caller.in_flight >= self.concurrency:
+            raise TooManyRequestsError(
+                f"at most {self.concurrency} requests of one caller at once", retry_after=1
+            )
+        if caller.tokens < 1:
+            wait = math.ceil((1 - caller.tokens) / self.rate)
+            raise TooManyRequestsError(
+                f"at most {self.rate:g} requests a second from one caller", retry_after=wait
+            )
+        caller.tokens -= 1
+        caller.in_flight += 1
+        try:
+            yield
+        finally:
+            caller.in_flight -= 1
+
+    @contextmanager
+    def admit_heavy(self, key: str) -> Iterator[None]:
+        """Hold one of ``key``'s heavy-read slots; 429 if all are taken."""
+        caller = self._caller(key, time.monotonic())
+        if caller.heavy >= self.heavy_at_once:
+            raise TooManyRequestsError(
+                f"at most {self.heavy_at_once} history pages of one caller at once", retry_after=1
+            )
+        caller.heavy += 1
+        caller.in_flight += 1  # kept remembered while it runs
+        try:
+            yield
+        finally:
+            caller.heavy -= 1
+            caller.in_flight -= 1
+
+
+@dataclass(frozen=True, slots=True)
+class Pools:
+    """Thread capacity by kind of work, apart from the default pool plain routes run on."""
+
+    history: anyio.CapacityLimiter
+    redemption: anyio.CapacityLimiter
+    auth: anyio.CapacityLimiter
+
+    @classmethod
+    def of(cls, settings: ApiSettings) -> Pools:
+        return cls(
+            history=anyio.CapacityLimiter(settings.history_threads),
+            redemption=anyio.CapacityLimiter(settings.redemption_threads),
+            auth=anyio.CapacityLimiter(settings.auth_threads),
+        )
+
+
+def get_pools(request: Request) -> Pools:
+    pools: Pools = request.app.state.pools
+    return pools
+
+
+async def caller_key(request: Request) -> str:
+    """Who the request counts against: the principal of a valid bearer token, else the peer."""
+    known: str | None = getattr(request.state, "caller", None)
+    if known is not None:
+        return known
+    key = f"peer:{request.client.host if request.client else '-'}"
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        authenticator = request.app.state.authenticator
+        principal = authenticator.remembered(token)
+        if principal is None:
+            try:
+                principal = await anyio.to_thread.run_sync(
+                    authenticator.authenticate, token, limiter=get_pools(request).auth
+                )
+            except ApiError:  # the route's own check answers 401, saying why
+                principal = None
+        if principal is not None:
+            key = f"{principal.role}:{principal.id}"
+    request.state.caller = key
+    return key
+
+
+async def limit_caller(request: Request) -> AsyncIterator[None]:
+    """The app-wide dependency: admit the request against its caller's limits, or 429."""
+    if getattr(request.state, "caller_admitted", False):  # by ``CallerGate``, already
+        yield
+        return
+    limiter: CallerLimiter = request.app.state.caller_limiter
+    with limiter.admit(await caller_key(request)):
+        yield
+
+
+HEAVY_PATHS: Final = frozenset({"/v1/me/access-history"})
+
+
+class CallerGate:
+    """ASGI middleware: the cheap way out for a caller already over its limits.
+
+    A request whose bearer token was verified before (``Authenticator.remembered``, no I/O) is
+    admitted here, before any routing, so that a flood of refused requests costs little; any
+    other request is admitted by ``limit_caller`` once its token is checked.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = getattr(scope.get("app"), "state", None)
+        limiter: CallerLimiter | None = getattr(state, "caller_limiter", None)
+        key = None if limiter is None else _remembered_caller(scope, state)
+        if limiter is None or key is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            with ExitStack() as held:
+                held.enter_context(limiter.admit(key))
+                if scope["path"] in HEAVY_PATHS:
+                    held.enter_context(limiter.admit_heavy(key))
+                scope.setdefault("state", {}).update(caller=key, caller_admitted=True)
+                await self.app(scope, receive, send)
+        except TooManyRequestsError as refused:
+            response = answer(
+                Request(scope),
+                refused.status,
+                refused.slug,
+                refused.title,
+                refused.detail,
+                **refused.extensions,
+            )
+            response.headers.update(refused.response_headers())
+            await response(scope, receive, send)
+
+
+def _remembered_caller(scope: Scope, state: Any) -> str | None:
+    if scope["type"] != "http":
+        return None
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                return None
+            principal = state.authenticator.remembered(token)
+            return None if principal is None else f"{principal.role}:{principal.id}"
+    return None
