@@ -155,7 +155,8 @@ def flip_to_permit(settings: ApiSettings, leaf_index: int) -> None:
 
 def test_a_denial_flipped_to_a_permit_is_shown_nowhere(world: World, settings: ApiSettings) -> None:
     denied = world.request(purpose="research")
-    assert denied.status_code == 201 and denied.json()["decision"] == "deny", denied.text
+    assert denied.status_code == 201, denied.text
+    assert denied.json()["decision"] == "deny"
     leaf_index = denied.json()["leaf_index"]
     flip_to_permit(settings, leaf_index)
     lists = world.client.get("/v1/access-requests", headers=regulator(world))
