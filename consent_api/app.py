@@ -75,7 +75,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lapse = LapseCommitments(app.state.pseudonym_key.secret)
         vault: ResidentVault = app.state.vault
         records = Records.open(
-            ledger.store, lambda body: lapse.from_leaf(body, vault.birth_date_if_known)
+            ledger.store,
+            lambda body: lapse.from_leaf(body, vault.birth_date_if_known),
+            lapse.logged,
         )
         records.catch_up(ledger)  # leaves logged but not projected before a crash
         app.state.records = records

@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from .integrity import ProjectionVerifier
+
 
 class BreakGlassRecord(SQLModel, table=True):
     """One break-glass decision and, once logged, its justification."""
@@ -145,3 +147,44 @@ def case_row(kind: str, data: dict[str, Any]) -> dict[str, Any] | None:
             "justified_late": at > datetime.fromisoformat(data["justify_by"]),
         }
     return None
+
+
+def verify_cases(integrity: ProjectionVerifier, cases: list[BreakGlassCase]) -> None:
+    """Raise ``StorageIntegrityError`` unless each case is what its decision's leaf and its
+    justification's leaf (if it names one) project to."""
+
+    def decided_as(case: BreakGlassCase) -> Any:
+        expected = {
+            "request_id": case.request_id,
+            "subject": case.subject,
+            "requester": case.requester,
+            "holder": case.holder,
+            "categories": json.dumps(sorted(case.categories)),
+            "at": case.at,
+            "justify_by": case.justify_by,
+        }
+        return lambda kind, data: (
+            kind == "access.decided"
+            and {k: v for k, v in (case_row(kind, data) or {}).items() if k in expected} == expected
+        )
+
+    def justified_as(case: BreakGlassCase) -> Any:
+        return lambda kind, data: (
+            kind == "breakglass.justified"
+            and data["request_id"] == case.request_id
+            and case_row(kind, data)
+            == {
+                "case_request_id": case.request_id,
+                "justified_at": case.justified_at,
+                "justified_late": case.justified_late,
+            }
+        )
+
+    wanted = [(case.decision_leaf_index, decided_as(case)) for case in cases]
+    wanted += [
+        (case.justification_leaf_index, justified_as(case))
+        for case in cases
+        if case.justification_leaf_index is not None
+    ]
+    if wanted:
+        integrity.check_leaves(BREAKGLASS_CASE.name, wanted)

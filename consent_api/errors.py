@@ -11,12 +11,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hashing import HashingError, VerificationError
-from ledger.errors import InvalidEventError, TreeSizeError
+from ledger.errors import InvalidEventError, StorageFullError, TreeSizeError, storage_full
 
 from .outcome import is_fhir, operation_outcome
 
 PROBLEM_BASE = "urn:consent-ledger:problem:"
 PROBLEM_JSON = "application/problem+json"
+RETRY_FULL_AFTER = 5
+"""Seconds a client is told to wait (``Retry-After``) when a write found the disk full."""
 
 
 class ApiError(Exception):
@@ -98,6 +100,14 @@ class TooManyRequestsError(ApiError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class StorageIntegrityError(ApiError):
+    """A projected row does not match the leaf it claims to be the projection of (or names a
+    leaf the log does not have): the database was changed behind the service's back. Nothing
+    is decided or shown from it; an operator must restore the projection from the log."""
+
+    status, slug, title = 503, "storage-integrity", "Stored data does not match the log"
+
+
 def problem(status: int, slug: str, title: str, detail: str, **extensions: Any) -> JSONResponse:
     body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
     body.update(extensions)
@@ -122,6 +132,32 @@ def install_problem_handlers(app: FastAPI) -> None:
         response = answer(request, exc.status, exc.slug, exc.title, exc.detail, **exc.extensions)
         response.headers.update(exc.response_headers())
         return response
+
+    app.state.storage_full_answers = 0
+
+    def _full(request: Request, exc: BaseException) -> JSONResponse:
+        request.app.state.storage_full_answers += 1
+        response = answer(
+            request,
+            503,
+            "storage-full",
+            "The service's storage is full",
+            f"nothing was written; retry in a few seconds ({exc})",
+        )
+        response.headers["Retry-After"] = str(RETRY_FULL_AFTER)
+        return response
+
+    @app.exception_handler(StorageFullError)
+    async def _storage_full(request: Request, exc: StorageFullError) -> JSONResponse:
+        return _full(request, exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A write that found the disk full, outside the group committer (a resident's vault
+        # row, a grant's claim), reaches here as the driver's error.
+        if storage_full(exc):
+            return _full(request, exc)
+        return answer(request, 500, "internal", "Internal error", "the service failed; see its log")
 
     @app.exception_handler(TreeSizeError)
     async def _tree_size(request: Request, exc: TreeSizeError) -> JSONResponse:

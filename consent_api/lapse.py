@@ -41,6 +41,17 @@ class LapseCommitments:
             body[FIELD] = {"sha256": self.commitment(consent.consent_id, consent.version, ends)}
         return body
 
+    def logged(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A projected consent (``from_leaf``'s answer) back as logged: its lapse date as the
+        commitment the leaf holds (checking a projected row against its leaf)."""
+        ends = body.get(FIELD)
+        if not isinstance(ends, str):
+            return body
+        commitment = self.commitment(
+            str(body["consent_id"]), int(body["version"]), date.fromisoformat(ends)
+        )
+        return {**body, FIELD: {"sha256": commitment}}
+
     def from_leaf(
         self, body: dict[str, Any], birth_date_of: Callable[[str], date | None]
     ) -> dict[str, Any] | None:

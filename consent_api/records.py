@@ -27,18 +27,13 @@ from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
-    Index,
-    Text,
     bindparam,
     func,
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Field, SQLModel
 
 from ledger.batcher import EventRows
 from ledger.engine import RawReader
@@ -48,18 +43,18 @@ from ledger.store import LedgerStore
 
 from .cases import (
     BREAKGLASS_CASE,
-    CASE_INDEXES,
     JUSTIFY_CASE,
     BreakGlassCase,
     case_row,
     cases_page,
+    verify_cases,
 )
 from .domain.consent import Consent
+from .integrity import LoggedConsent, Mismatch, ProjectionVerifier, Row
+from .projection_tables import ACCESS as _ACCESS
+from .projection_tables import CONSENT as _CONSENT
+from .projection_tables import CONSENT_KINDS, INDEXES, event_row
 
-CONSENT_KINDS = frozenset({"consent.granted", "consent.narrowed", "consent.revoked"})
-ACCESS_KINDS = frozenset(
-    {"access.decided", "access.released", "access.refused", "breakglass.justified"}
-)
 PROJECTION_MARK = "projection:complete-to"
 PARSED_CONSENTS: Final = 100_000
 """How many parsed consent versions a process keeps (the oldest parsed is dropped first)."""
@@ -76,75 +71,35 @@ def _as_logged(body: dict[str, Any]) -> dict[str, Any] | None:
     return body
 
 
-class ConsentRecord(SQLModel, table=True):
-    """One logged version of a consent (granted, narrowed or revoked)."""
+def _as_logged_form(body: dict[str, Any]) -> dict[str, Any]:
+    return body
 
-    __tablename__ = "consent_record"
-
-    leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    consent_id: str = Field(index=True)
-    subject: str = Field(index=True)
-    kind: str
-    version: int
-    body: str = Field(sa_column=Column(Text, nullable=False))
-
-
-class AccessRecord(SQLModel, table=True):
-    """One logged access event: a decision, a release, a refused redemption, a justification."""
-
-    __tablename__ = "access_record"
-
-    leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    kind: str
-    subject: str = Field(index=True)
-    requester: str = Field(index=True)
-    holder: str = Field(index=True)
-    request_id: str = Field(index=True)
-    at: str
-    body: str = Field(sa_column=Column(Text, nullable=False))
-
-
-_CONSENT = ConsentRecord.__table__  # type: ignore[attr-defined]
-_ACCESS = AccessRecord.__table__  # type: ignore[attr-defined]
-# Each list's filter column first, then leaf_index: one range scan per page (created on open,
-# also on a database projected before they existed).
-_INDEXES = (
-    Index("ix_access_record_kind_leaf", _ACCESS.c.kind, _ACCESS.c.leaf_index),
-    Index("ix_access_record_subject_leaf", _ACCESS.c.subject, _ACCESS.c.leaf_index),
-    Index(
-        "ix_access_record_subject_kind_leaf",
-        _ACCESS.c.subject,
-        _ACCESS.c.kind,
-        _ACCESS.c.leaf_index,
-    ),
-    Index(
-        "ix_access_record_requester_kind_leaf",
-        _ACCESS.c.requester,
-        _ACCESS.c.kind,
-        _ACCESS.c.leaf_index,
-    ),
-    Index(
-        "ix_access_record_holder_kind_leaf", _ACCESS.c.holder, _ACCESS.c.kind, _ACCESS.c.leaf_index
-    ),
-    *CASE_INDEXES,
-)
 
 # Built once: every access decision reads it, and building a statement costs more than running it.
 _HISTORY = (
-    select(_CONSENT.c.leaf_index, _CONSENT.c.body)
+    select(_CONSENT.c.leaf_index, _CONSENT.c.kind, _CONSENT.c.body)
     .where(_CONSENT.c.subject == bindparam("history_subject"))
     .order_by(_CONSENT.c.leaf_index)
 )
 
-_HISTORY_SQL = "SELECT leaf_index, body FROM consent_record WHERE subject = ? ORDER BY leaf_index"
+_HISTORY_SQL = (
+    "SELECT leaf_index, kind, body FROM consent_record WHERE subject = ? ORDER BY leaf_index"
+)
 
 
 class Records:
-    """Reads and idempotent writes of the projection."""
+    """Reads and idempotent writes of the projection; every row read is verified against its
+    leaf (``integrity``) before it is returned."""
 
-    def __init__(self, store: LedgerStore, restore_consent: ConsentRestorer | None = None) -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        restore_consent: ConsentRestorer | None = None,
+        logged_consent: LoggedConsent | None = None,
+    ) -> None:
         self.store = store
         self._restore = restore_consent or _as_logged
+        self.integrity = ProjectionVerifier(store, logged_consent or _as_logged_form)
         self._consent_cache: dict[int, Consent] = {}
         self._consent_cache_lock = threading.Lock()
         insert = postgresql_insert if store.engine.dialect.name == "postgresql" else sqlite_insert
@@ -156,14 +111,20 @@ class Records:
         }
 
     @classmethod
-    def open(cls, store: LedgerStore, restore_consent: ConsentRestorer | None = None) -> Records:
+    def open(
+        cls,
+        store: LedgerStore,
+        restore_consent: ConsentRestorer | None = None,
+        logged_consent: LoggedConsent | None = None,
+    ) -> Records:
         """``restore_consent`` turns a consent as logged back into the full consent (it puts
-        back what the leaf holds only a commitment to), or None to leave it unprojected."""
+        back what the leaf holds only a commitment to), or None to leave it unprojected;
+        ``logged_consent`` is its inverse, used to check a projected consent against its leaf."""
         store.create_schema(extra_tables=[_CONSENT, _ACCESS, BREAKGLASS_CASE])
         with store.write() as conn:
-            for index in _INDEXES:
+            for index in INDEXES:
                 index.create(conn, checkfirst=True)
-        return cls(store, restore_consent)
+        return cls(store, restore_consent, logged_consent)
 
     def project(self, leaf_index: int, kind: str, data: dict[str, Any]) -> None:
         """Apply one leaf to the projection (a no-op for kinds it does not hold, or repeats).
@@ -192,7 +153,7 @@ class Records:
                 if restored is None:
                     return None
                 data = {**data, "consent": restored}
-            row, table = _row(kind, data)
+            row, table = event_row(kind, data)
         except (KeyError, TypeError, ValueError) as exc:
             where = "an event" if leaf_index is None else f"leaf {leaf_index}"
             log.warning("%s (%s) has no projectable shape: %s", where, kind, exc)
@@ -244,12 +205,24 @@ class Records:
             with self.store.read() as own:
                 return self.consent_history(subject, own)
         rows = conn.execute(_HISTORY, {"history_subject": subject}).all()
-        return [(int(leaf), self._parsed(int(leaf), body)) for leaf, body in rows]
+        return self._verified_history(subject, rows)
 
     def consent_history_raw(self, subject: str, reader: RawReader) -> list[tuple[int, Consent]]:
         """``consent_history`` read in ``reader``'s transaction (the decision path's read)."""
-        rows = reader.rows(_HISTORY_SQL, (subject,))
-        return [(int(leaf), self._parsed(int(leaf), body)) for leaf, body in rows]
+        return self._verified_history(subject, reader.rows(_HISTORY_SQL, (subject,)))
+
+    def _verified_history(self, subject: str, rows: Iterable[Any]) -> list[tuple[int, Consent]]:
+        checked = [Row(_CONSENT.name, int(leaf), str(kind), str(body)) for leaf, kind, body in rows]
+        self.integrity.check(checked)
+        history = [(row.leaf_index, self._parsed(row.leaf_index, row.body)) for row in checked]
+        for leaf_index, consent in history:
+            if consent.subject != subject:
+                self._misfiled(_CONSENT.name, leaf_index, f"is about {consent.subject}")
+        return history
+
+    def _misfiled(self, table: str, leaf_index: int, why: str) -> None:
+        """A verified row found by a column its body contradicts (a column changed by hand)."""
+        self.integrity.refuse(Mismatch(table, leaf_index, f"filed under another key: it {why}"))
 
     def _parsed(self, leaf_index: int, body: str) -> Consent:
         """The consent a projected row holds, parsed once per process: the row of a leaf never
@@ -265,15 +238,30 @@ class Records:
         return consent
 
     def consent_versions(self, consent_id: str) -> list[tuple[int, Consent]]:
-        query = select(_CONSENT.c.leaf_index, _CONSENT.c.body).where(
+        query = select(_CONSENT.c.leaf_index, _CONSENT.c.kind, _CONSENT.c.body).where(
             _CONSENT.c.consent_id == consent_id
         )
-        return self._consents(query.order_by(_CONSENT.c.leaf_index))
-
-    def _consents(self, query: Any) -> list[tuple[int, Consent]]:
         with self.store.read() as conn:
-            rows = conn.execute(query).all()
-        return [(int(leaf), Consent.model_validate_json(body)) for leaf, body in rows]
+            rows = conn.execute(query.order_by(_CONSENT.c.leaf_index)).all()
+        checked = [Row(_CONSENT.name, int(leaf), str(kind), str(body)) for leaf, kind, body in rows]
+        self.integrity.check(checked)
+        versions = [(row.leaf_index, Consent.model_validate_json(row.body)) for row in checked]
+        for leaf_index, consent in versions:
+            if consent.consent_id != consent_id:
+                self._misfiled(_CONSENT.name, leaf_index, f"is consent {consent.consent_id}")
+        return versions
+
+    def _access(
+        self, rows: Iterable[Any], belongs: Callable[[dict[str, Any]], bool]
+    ) -> list[tuple[int, str, dict[str, Any]]]:
+        """Access rows (leaf index, kind, body) verified, and each found by what its body says."""
+        checked = [Row(_ACCESS.name, int(leaf), str(kind), str(body)) for leaf, kind, body in rows]
+        self.integrity.check(checked)
+        events = [(row.leaf_index, row.kind, json.loads(row.body)) for row in checked]
+        for leaf_index, _, event in events:
+            if not belongs(event):
+                self._misfiled(_ACCESS.name, leaf_index, "is not about what it was looked up by")
+        return events
 
     # -- access ----------------------------------------------------------------------------------
 
@@ -290,7 +278,14 @@ class Records:
             query = query.where(_ACCESS.c.request_id == request_id)
         with self.store.read() as conn:
             rows = conn.execute(query.order_by(_ACCESS.c.leaf_index)).all()
-        return [(int(leaf), str(kind), json.loads(body)) for leaf, kind, body in rows]
+        return self._access(
+            rows,
+            lambda event: (
+                (subject is None or event.get("subject") == subject)
+                and (party is None or party in (event.get("requester"), event.get("holder")))
+                and (request_id is None or event.get("request_id") == request_id)
+            ),
+        )
 
     def access_page(
         self,
@@ -324,14 +319,18 @@ class Records:
                 base.where(_ACCESS.c.requester == party),
                 base.where(_ACCESS.c.holder == party),
             ]
-        found: dict[int, tuple[int, str, dict[str, Any]]] = {}
+        found: dict[int, Any] = {}
         with self.store.read() as conn:
             for scan in scans:
-                for leaf, kind, body in conn.execute(
-                    scan.order_by(_ACCESS.c.leaf_index).limit(limit)
-                ):
-                    found[int(leaf)] = (int(leaf), str(kind), json.loads(body))
-        return [found[leaf] for leaf in sorted(found)[:limit]]
+                for row in conn.execute(scan.order_by(_ACCESS.c.leaf_index).limit(limit)):
+                    found[int(row[0])] = row
+        return self._access(
+            [found[leaf] for leaf in sorted(found)[:limit]],
+            lambda event: (
+                (subject is None or event.get("subject") == subject)
+                and (party is None or party in (event.get("requester"), event.get("holder")))
+            ),
+        )
 
     def count_access(self, *, kinds: Iterable[str], subject: str) -> int:
         """How many access events of ``kinds`` are about ``subject`` (counted in the index)."""
@@ -355,7 +354,13 @@ class Records:
             query = query.where((_ACCESS.c.requester == party) | (_ACCESS.c.holder == party))
         with self.store.read() as conn:
             rows = conn.execute(query.order_by(_ACCESS.c.leaf_index)).all()
-        return [(int(leaf), str(kind), json.loads(body)) for leaf, kind, body in rows]
+        return self._access(
+            rows,
+            lambda event: (
+                event.get("request_id") in wanted
+                and (party is None or party in (event.get("requester"), event.get("holder")))
+            ),
+        )
 
     # -- break-glass -----------------------------------------------------------------------------
 
@@ -365,7 +370,9 @@ class Records:
         """Up to ``limit`` break-glass cases after decision leaf ``after``, in log order; with
         ``late_at``, only those late then (unjustified past their deadline, or justified late)."""
         with self.store.read() as conn:
-            return cases_page(conn, after=after, limit=limit, late_at=late_at)
+            page = cases_page(conn, after=after, limit=limit, late_at=late_at)
+        verify_cases(self.integrity, page)
+        return page
 
 
 def latest_versions(history: Iterable[tuple[int, Consent]]) -> dict[str, tuple[int, Consent]]:
@@ -374,27 +381,3 @@ def latest_versions(history: Iterable[tuple[int, Consent]]) -> dict[str, tuple[i
     for leaf_index, consent in history:
         latest[consent.consent_id] = (leaf_index, consent)
     return latest
-
-
-def _row(kind: str, data: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """The projection row of one event but its leaf index, and its table (None: not projected)."""
-    if kind in CONSENT_KINDS:
-        consent = data["consent"]
-        return {
-            "consent_id": consent["consent_id"],
-            "subject": consent["subject"],
-            "kind": kind,
-            "version": consent["version"],
-            "body": json.dumps(consent, sort_keys=True),
-        }, _CONSENT
-    if kind in ACCESS_KINDS:
-        return {
-            "kind": kind,
-            "subject": data["subject"],
-            "requester": data.get("requester", ""),
-            "holder": data.get("holder", ""),
-            "request_id": data["request_id"],
-            "at": data["at"],
-            "body": json.dumps(data, sort_keys=True),
-        }, _ACCESS
-    return {}, None

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Executable
 
-from .errors import LedgerError
+from .errors import LedgerError, StorageFullError, storage_full
 from .events import EncodedEvent
 from .log import Ledger
 from .store import WithinAppend
@@ -149,6 +149,13 @@ class GroupCommitter:
             else:
                 indices = self.ledger.append_encoded(events)
         except BaseException as exc:  # every waiter must hear the outcome, whatever it is
+            if storage_full(exc):
+                # No row is to blame, and retrying each event alone on a full disk would keep
+                # every caller waiting on a doomed write after another: all hear it at once.
+                full = StorageFullError(f"the log's storage is full: {exc}")
+                full.__cause__ = exc
+                _settle_all([(waiter, None, full) for _, _, waiter in batch])
+                return
             if isinstance(exc, Exception) and len(batch) > 1 and any(rows):
                 for item in batch:  # the rows of one event may be what failed
                     self._commit([item])

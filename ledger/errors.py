@@ -1,5 +1,7 @@
 """Errors raised by the ledger; the CLI and the API map them to messages and problem responses."""
 
+import errno
+
 
 class LedgerError(Exception):
     """Base of every error the ledger raises on purpose."""
@@ -41,3 +43,36 @@ class DocumentError(LedgerError, ValueError):
 
 class MismatchError(DocumentError):
     """A well-formed document's field disagrees with what it must match (a failed check)."""
+
+
+class StorageFullError(LedgerError):
+    """The database's disk is full: nothing of the write was committed; it may succeed once
+    space is freed (the log goes on from where it was, no restart needed)."""
+
+
+_SQLITE_FULL = 13
+_POSTGRESQL_DISK_FULL = "53100"
+
+
+def storage_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the disk is full: SQLite's SQLITE_FULL
+    ("database or disk is full"), PostgreSQL's disk_full (SQLSTATE 53100), or ENOSPC/EDQUOT."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, StorageFullError):
+            return True
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if getattr(current, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        if getattr(current, "sqlstate", None) == _POSTGRESQL_DISK_FULL:
+            return True
+        orig = getattr(current, "orig", None)  # SQLAlchemy's wrapper of the driver's error
+        pending += [orig if isinstance(orig, BaseException) else None]
+        pending += [current.__cause__, current.__context__]
+    return False

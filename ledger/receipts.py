@@ -92,7 +92,7 @@ def build_receipts(
 
     size, hashes = ledger.store.node_hashes(anchor.tree_size, ids_for)
     by_id = dict(zip(unique, hashes, strict=True))
-    leaves = ledger.store.leaves_at(covered)
+    _, leaves = ledger.store.leaves_at(covered)
     receipts: dict[int, dict[str, Any]] = {}
     for index in covered:
         kind, data = decode_leaf(leaves[index].leaf_data)

@@ -289,23 +289,24 @@ class LedgerStore:
                 for row in conn.execute(query)
             ]
 
-    def leaves_at(self, leaf_indices: Sequence[int]) -> dict[int, StoredLeaf]:
-        """The leaves of ``leaf_indices`` (those the log has), in one read transaction."""
-        wanted = sorted(set(leaf_indices))
+    def leaves_at(self, indices: Sequence[int]) -> tuple[int, dict[int, StoredLeaf]]:
+        """The tree size and the leaves at ``indices`` below it, read in one transaction (an
+        index at or past the size, or with no stored leaf, is absent from the answer)."""
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        wanted = sorted(set(indices))
         found: dict[int, StoredLeaf] = {}
         with self.read() as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
-                query = select(_LEAF).where(_LEAF.c.leaf_index.in_(chunk))
-                for row in conn.execute(query):
-                    found[int(row.leaf_index)] = StoredLeaf(
-                        leaf_index=row.leaf_index,
-                        kind=row.kind,
-                        leaf_data=bytes(row.leaf_data),
-                        leaf_hash=bytes(row.leaf_hash),
-                        appended_at=row.appended_at,
-                    )
-        return found
+            size = int(conn.execute(select(_HEAD.c.tree_size)).scalar_one())
+            below = [index for index in wanted if 0 <= index < size]
+            for start in range(0, len(below), _CHUNK):
+                chunk = below[start : start + _CHUNK]
+                sql = (
+                    "SELECT leaf_index, kind, leaf_data, leaf_hash, appended_at FROM leaf "  # noqa: S608
+                    f"WHERE leaf_index IN ({', '.join(mark for _ in chunk)})"
+                )
+                for index, kind, data, digest, at in conn.exec_driver_sql(sql, tuple(chunk)):
+                    found[int(index)] = StoredLeaf(int(index), kind, bytes(data), bytes(digest), at)
+        return size, found
 
     # -- checkpoints and metadata -------------------------------------------------------------
 

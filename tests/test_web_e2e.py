@@ -30,6 +30,18 @@ def test_resident_grants_hospital_requests_resident_revokes_and_sees_both(world:
     run_script(world, "resident_story.mjs")
 
 
+def test_a_reload_of_the_consent_list_keeps_the_form_the_resident_has_open(world: World) -> None:
+    world.register_resident("ren", date(1988, 11, 2))
+    grant = {
+        "grantee": {"institution": "h-east"},
+        "categories": ["lab-results", "imaging"],
+        "purposes": ["treatment"],
+    }
+    response = world.client.post("/v1/consents", json=grant, headers=world.as_resident("ren"))
+    assert response.status_code == 201, response.text
+    run_script(world, "resident_rerender.mjs")
+
+
 def test_a_tampered_proof_shows_as_not_verified(world: World) -> None:
     tao = world.residents["tao"]
     grant = {

@@ -21,7 +21,8 @@ from ..auth import AUTH_RESPONSES, Principal, Role, require_roles
 from ..consents import ConsentService
 from ..dependencies import get_consent_service, get_records
 from ..lapse import FIELD
-from ..records import ConsentRecord, Records
+from ..projection_tables import ConsentRecord
+from ..records import Records
 
 router = APIRouter(prefix="/v1/regulator", tags=["regulator"], responses=AUTH_RESPONSES)
 

@@ -98,8 +98,10 @@ await run(async (browser) => {
   await eventually(
     resident,
     async () => {
+      const shown = await resident.locator("#history-list").getAttribute("data-loaded");
       await resident.locator("#history-refresh").click();
-      await resident.locator("#history-list li").first().waitFor();
+      // The reload has landed (not merely the list from before it).
+      await resident.waitForFunction((before) => document.querySelector("#history-list").dataset.loaded !== before, shown);
       const marks = await resident.locator("#history-list li.entry").evaluateAll((els) => els.map((e) => e.dataset.verified));
       return marks.length >= 3 && marks.every((m) => m === "verified");
     },

@@ -89,16 +89,22 @@ async function historyItem(entry, key, subject) {
   );
 }
 
+// Each load is numbered: only the latest renders (an older one may answer last), and the list
+// says which load it shows (data-loaded), so a test can wait for a reload to land.
+let historyLoads = 0;
+
 export async function loadHistory() {
+  const load = ++historyLoads;
   // The resident whose history this is, fixed before the fetch: every logged event must be theirs.
   const subject = state.acting || session.claims()?.sub;
   const entries = await attempt(() => api.getAll(`/v1/me/access-history${subjectQuery()}`));
-  if (!entries) return;
+  if (!entries || load !== historyLoads) return;
   const key = await attempt(logVerifier);
-  if (!key) return;
+  if (!key || load !== historyLoads) return;
   $("#log-key").textContent = key.text.split("+").slice(0, 2).join("+");
   const items = await Promise.all([...entries].reverse().map((e) => historyItem(e, key, subject)));
+  if (load !== historyLoads) return;
   clear($("#history-list"), items.length ? items : h("li", { class: "empty", text: t("resident.history.none") }));
-  $("#history-list").dataset.loaded = String(Date.now());
+  $("#history-list").dataset.loaded = String(load);
 }
 

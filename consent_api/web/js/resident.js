@@ -157,15 +157,50 @@ async function revoke(consent) {
   }
 }
 
+// Each load is numbered: only the latest one renders, so a slow answer about the person acted
+// for before cannot overwrite the list of the one acted for now.
+let consentLoads = 0;
+// The card shown for each consent, by id, with the version and language it was drawn in: a
+// reload that finds the same version keeps that very card, so a form the resident has open in
+// it (boxes unticked, a date typed) is never closed or reset under their hand.
+const shownCards = new Map();
+
+function cardFor(item) {
+  const consent = item.consent;
+  const key = `${consent.version}:${consent.status}:${document.documentElement.lang}`;
+  const shown = shownCards.get(consent.consent_id);
+  if (shown && shown.key === key) return shown.card;
+  const card = consentCard(item);
+  shownCards.set(consent.consent_id, { key, card });
+  return card;
+}
+
+/** Replace `el`'s children by `nodes` only if they differ, so unchanged cards stay in place
+ * (moving a card would take the focus from the input in it). */
+function show(el, nodes) {
+  const current = [...el.children];
+  if (current.length === nodes.length && current.every((node, i) => node === nodes[i])) return;
+  clear(el, nodes);
+}
+
 async function loadConsents() {
-  const items = await attempt(() => api.get(`/v1/consents${subjectQuery()}`));
-  if (!items) return;
-  state.consents = new Map(items.map((item) => [item.consent.consent_id, item.consent]));
-  const active = items.filter((i) => i.consent.status === "active");
-  const revoked = items.filter((i) => i.consent.status !== "active");
-  clear($("#consent-list"), active.length ? active.map(consentCard) : h("p", { class: "empty", text: t("resident.consents.none") }));
-  clear($("#revoked-list"), revoked.map(consentCard));
-  $("#revoked-box").hidden = !revoked.length;
+  const load = ++consentLoads;
+  const list = $("#consent-list");
+  list.setAttribute("aria-busy", "true");
+  try {
+    const items = await attempt(() => api.get(`/v1/consents${subjectQuery()}`));
+    if (!items || load !== consentLoads) return;
+    state.consents = new Map(items.map((item) => [item.consent.consent_id, item.consent]));
+    const active = items.filter((i) => i.consent.status === "active");
+    const revoked = items.filter((i) => i.consent.status !== "active");
+    const ids = new Set(items.map((i) => i.consent.consent_id));
+    for (const id of shownCards.keys()) if (!ids.has(id)) shownCards.delete(id);
+    show(list, active.length ? active.map(cardFor) : [h("p", { class: "empty", text: t("resident.consents.none") })]);
+    show($("#revoked-list"), revoked.map(cardFor));
+    $("#revoked-box").hidden = !revoked.length;
+  } finally {
+    if (load === consentLoads) list.removeAttribute("aria-busy");
+  }
 }
 
 // -- granting ------------------------------------------------------------------------------
