@@ -51,9 +51,11 @@ def line(seed: bytes, name: str, body: str, timestamp: int) -> str:
 def check(public: bytes, name: str, body: str, sig_line: str) -> int:
     """The timestamp of a valid cosignature line; raises on any mismatch."""
     prefix = "\u2014 " + name + " "
-    assert sig_line.startswith(prefix) and sig_line.endswith("\n")
+    assert sig_line.startswith(prefix)
+    assert sig_line.endswith("\n")
     blob = base64.b64decode(sig_line[len(prefix) : -1], validate=True)
-    assert len(blob) == 4 + 8 + 64 and blob[0:4] == key_id(name, public)
+    assert len(blob) == 4 + 8 + 64
+    assert blob[0:4] == key_id(name, public)
     timestamp = int.from_bytes(blob[4:12], "big")
     Ed25519PublicKey.from_public_bytes(public).verify(blob[12:], message(body, timestamp))
     return timestamp
