@@ -87,6 +87,10 @@ class WitnessPolicy:
         held = sum(self._holds(member, cosigned) for member in group.members)
         return held >= group.threshold
 
+    def holds(self, cosigned: set[str]) -> bool:
+        """Whether cosignatures by the witnesses named ``cosigned`` meet the quorum."""
+        return self._holds(self.quorum, cosigned)
+
     def check(self, note_text: str | bytes) -> QuorumCheck:
         """Verify the note's cosignatures by the policy's witnesses and evaluate the quorum.
 

@@ -13,11 +13,20 @@ from typing import Any
 from contracts.client import AnchorRegistryClient
 from contracts.errors import AnchorMismatchError
 from contracts.records import AnchorRecord
-from hashing import Checkpoint, NoteVerifier, VerificationError, open_checkpoint
+from hashing import (
+    Checkpoint,
+    NoteVerifier,
+    QuorumCheck,
+    VerificationError,
+    WitnessPolicy,
+    add_signature_lines,
+    open_checkpoint,
+)
 
 from . import offline
 from .anchor_store import AnchorStore
 from .anchoring import log_id_for
+from .cosignature_store import CosignatureStore
 from .errors import DocumentError, LedgerError, MismatchError
 from .events import decode_leaf
 from .log import Ledger
@@ -32,7 +41,12 @@ class NotAnchoredError(LedgerError):
     """The event is logged, but no anchored checkpoint covers it yet."""
 
 
-def build_receipt(ledger: Ledger, anchors: AnchorStore, leaf_index: int) -> dict[str, Any]:
+def build_receipt(
+    ledger: Ledger,
+    anchors: AnchorStore,
+    leaf_index: int,
+    cosignatures: CosignatureStore | None = None,
+) -> dict[str, Any]:
     anchor = anchors.covering(leaf_index)
     if anchor is None or anchor.record is None:
         raise NotAnchoredError(f"leaf {leaf_index} is not yet covered by an anchored checkpoint")
@@ -41,13 +55,16 @@ def build_receipt(ledger: Ledger, anchors: AnchorStore, leaf_index: int) -> dict
         raise LedgerError(f"the checkpoint of anchored size {anchor.tree_size} is missing")
     proof = ledger.inclusion_proof(leaf_index, anchor.tree_size)
     kind, data = decode_leaf(ledger.leaves(leaf_index, leaf_index + 1)[0].leaf_data)
+    # The checkpoint as witnesses cosigned it (the same note when there are none).
+    lines = (cosignatures or CosignatureStore(ledger.store)).lines(anchor.tree_size)
+    note = add_signature_lines(checkpoint.note, [lines[w] for w in sorted(lines)])
     return {
         "receipt_version": RECEIPT_VERSION,
         "leaf_index": leaf_index,
         "event": {"kind": kind, "data": data},
         "tree_size": proof.tree_size,
         "proof": [offline.b64(h) for h in proof.hashes],
-        "checkpoint": checkpoint.note,
+        "checkpoint": note,
         "anchor": AnchorRecord.from_json(anchor.record).to_dict(),
     }
 
@@ -58,15 +75,20 @@ class ReceiptCheck:
     checkpoint: Checkpoint
     anchor: AnchorRecord
     chain_checked: bool
+    witnesses: QuorumCheck | None = None
 
 
 def verify_receipt(
-    doc: Any, verifier: NoteVerifier, registry: AnchorRegistryClient | None = None
+    doc: Any,
+    verifier: NoteVerifier,
+    registry: AnchorRegistryClient | None = None,
+    policy: WitnessPolicy | None = None,
 ) -> ReceiptCheck:
     """Check a receipt; raise an error naming the first thing that does not hold.
 
     ``registry`` is a client for the registry the verifier trusts (its own address, its own
-    node); without it the anchor is checked only against the signed checkpoint.
+    node); without it the anchor is checked only against the signed checkpoint. ``policy``,
+    when given, must be met by the witness cosignatures on the receipt's checkpoint.
     """
     if not isinstance(doc, dict):
         raise DocumentError("receipt", "expected a JSON object")
@@ -82,6 +104,7 @@ def verify_receipt(
         checkpoint = open_checkpoint(note, verifier)
     except VerificationError as exc:
         raise MismatchError("checkpoint", f"signed note does not verify: {exc}") from exc
+    witnesses = None if policy is None else offline.check_witnesses(note, policy)
     try:
         leaf_index = offline.check_inclusion(doc, checkpoint)
     except VerificationError as exc:
@@ -105,4 +128,4 @@ def verify_receipt(
             registry.verify_anchor(anchor)
         except AnchorMismatchError as exc:
             raise MismatchError(f"anchor.{exc.field}", str(exc)) from exc
-    return ReceiptCheck(leaf_index, checkpoint, anchor, registry is not None)
+    return ReceiptCheck(leaf_index, checkpoint, anchor, registry is not None, witnesses)

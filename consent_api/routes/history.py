@@ -97,7 +97,9 @@ def access_history(
     entries = []
     for leaf_index, kind, event in page:
         try:
-            receipt: dict[str, Any] | None = build_receipt(ledger, anchors, leaf_index)
+            receipt: dict[str, Any] | None = build_receipt(
+                ledger, anchors, leaf_index, getattr(request.app.state, "cosignatures", None)
+            )
         except NotAnchoredError:
             receipt = None
         entries.append(
