@@ -13,6 +13,7 @@ evidence of a fork or a misconfiguration, never a reason to stop the log.
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import threading
 import time
@@ -70,6 +71,16 @@ class WitnessStatus:
             "last_error": self.last_error,
             "refused": None if self.refusal is None else self.refusal.status,
         }
+
+
+def _detail(reply: bytes, content_type: str) -> str:
+    text = reply.decode("utf-8", "replace")[:1000]
+    if content_type.startswith("application/problem+json"):
+        try:
+            return str(json.loads(text).get("detail", text))
+        except (ValueError, AttributeError):
+            pass
+    return text
 
 
 class _Unavailable(Exception):
@@ -203,8 +214,7 @@ class Witnessing:
                 self._keep(witness, status, checkpoint, reply)
                 return
             if code in (400, 403, 404, 409, 422):
-                detail = reply.decode("utf-8", "replace")[:500]
-                raise WitnessRefusal(code, detail)
+                raise WitnessRefusal(code, _detail(reply, content_type))
             raise _Unavailable(f"HTTP {code}")
         raise _Unavailable("the witness's size kept changing (409 after 409)")
 
