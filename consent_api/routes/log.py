@@ -213,6 +213,22 @@ def anchors(
     return out
 
 
+@router.get(
+    "/witness-policy",
+    response_class=PlainTextResponse,
+    responses={404: {"description": "The log names no witnesses"}},
+)
+def witness_policy(
+    witnessing: Annotated[Witnessing | None, Depends(_witnessing)],
+) -> PlainTextResponse:
+    """The log's witness policy (C2SP tlog-policy): its witnesses and the quorum it publishes
+    under. A verifier should pin it (or get it out of band), as it pins the log key."""
+    if witnessing is None or witnessing.ledger.settings.witness_policy_file is None:
+        raise NotFoundError("this log names no witnesses")
+    text = witnessing.ledger.settings.witness_policy_file.read_text(encoding="utf-8")
+    return PlainTextResponse(text, media_type=NOTE_MEDIA)
+
+
 @router.get("/key", response_class=PlainTextResponse)
 def key(ledger: Annotated[Ledger, Depends(get_ledger)]) -> PlainTextResponse:
     """The log's public key (C2SP vkey) that signs its checkpoints."""
