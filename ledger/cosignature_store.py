@@ -7,6 +7,8 @@ older one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import delete, func, insert, select
 
 from .models import CosignatureRow
@@ -20,18 +22,23 @@ class CosignatureStore:
         self.store = store
         store.create_schema(extra_tables=[_COSIGNATURE])
 
-    def record(self, tree_size: int, witness: str, line: str, cosigned_at: int) -> None:
+    def record(self, tree_size: int, cosignatures: Sequence[tuple[str, str, int]]) -> None:
+        """Keep (witness, line, cosigned_at) for the checkpoint of ``tree_size``, in one commit."""
+        if not cosignatures:
+            return
         with self.store.write() as conn:
-            conn.execute(
-                delete(_COSIGNATURE).where(
-                    (_COSIGNATURE.c.tree_size == tree_size) & (_COSIGNATURE.c.witness == witness)
+            for witness, line, cosigned_at in cosignatures:
+                conn.execute(
+                    delete(_COSIGNATURE).where(
+                        (_COSIGNATURE.c.tree_size == tree_size)
+                        & (_COSIGNATURE.c.witness == witness)
+                    )
                 )
-            )
-            conn.execute(
-                insert(_COSIGNATURE).values(
-                    tree_size=tree_size, witness=witness, line=line, cosigned_at=cosigned_at
+                conn.execute(
+                    insert(_COSIGNATURE).values(
+                        tree_size=tree_size, witness=witness, line=line, cosigned_at=cosigned_at
+                    )
                 )
-            )
 
     def lines(self, tree_size: int) -> dict[str, str]:
         """Witness name to cosignature line, for the checkpoint of ``tree_size``."""

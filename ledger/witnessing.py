@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hashing import (
+    Cosignature,
     VerificationError,
     WitnessPolicy,
     add_signature_lines,
@@ -144,7 +145,14 @@ class Witnessing:
             if status.cosigned_size != checkpoint.tree_size and status.next_attempt <= now
         ]
         results = list(self._pool.map(lambda name: self._offer(name, checkpoint), due))
-        return sum(results)
+        # One commit for all (each is an fsync); a crash before it only loses cosignatures,
+        # which the witnesses give again (same size: cosigned anew).
+        cosigned = [result for result in results if result is not None]
+        self.cosignatures.record(checkpoint.tree_size, cosigned)
+        for name, _, _ in cosigned:
+            status = self.status[name]
+            status.known_size = status.cosigned_size = checkpoint.tree_size
+        return len(cosigned)
 
     def run_once(self) -> int:
         latest = self.ledger.latest_checkpoint()
@@ -160,25 +168,25 @@ class Witnessing:
                 stop.wait(1.0)
             stop.wait(poll)
 
-    def _offer(self, name: str, checkpoint: StoredCheckpoint) -> bool:
+    def _offer(self, name: str, checkpoint: StoredCheckpoint) -> tuple[str, str, int] | None:
         status = self.status[name]
         with self._locks[name]:
             try:
-                self._submit(self.witnesses[name], status, checkpoint)
+                cosignature = self._submit(self.witnesses[name], status, checkpoint)
             except WitnessRefusal as exc:
                 status.refusal = exc
                 status.last_error = f"refused: {exc}"
                 log.error("witness %s refused checkpoint %d: %s", name, checkpoint.tree_size, exc)
                 self._fail(status)
-                return False
+                return None
             except _Unavailable as exc:
                 status.last_error = f"unavailable: {exc}"
                 log.warning("witness %s unavailable (%s); retrying later", name, exc)
                 self._fail(status)
-                return False
+                return None
             status.failures, status.next_attempt = 0, 0.0
             status.last_error, status.refusal = None, None
-            return True
+            return name, cosignature.line, cosignature.timestamp
 
     def _fail(self, status: WitnessStatus) -> None:
         status.failures += 1
@@ -187,7 +195,7 @@ class Witnessing:
 
     def _submit(
         self, witness: PolicyWitness, status: WitnessStatus, checkpoint: StoredCheckpoint
-    ) -> None:
+    ) -> Cosignature:
         for _ in range(_MAX_CONFLICT_RETRIES):
             old = status.known_size
             if old > checkpoint.tree_size:
@@ -211,20 +219,15 @@ class Witnessing:
                 status.known_size = int(text)
                 continue
             if code == 200:
-                self._keep(witness, status, checkpoint, reply)
-                return
+                return self._cosignature(witness, checkpoint, reply)
             if code in (400, 403, 404, 409, 422):
                 raise WitnessRefusal(code, _detail(reply, content_type))
             raise _Unavailable(f"HTTP {code}")
         raise _Unavailable("the witness's size kept changing (409 after 409)")
 
-    def _keep(
-        self,
-        witness: PolicyWitness,
-        status: WitnessStatus,
-        checkpoint: StoredCheckpoint,
-        reply: bytes,
-    ) -> None:
+    def _cosignature(
+        self, witness: PolicyWitness, checkpoint: StoredCheckpoint, reply: bytes
+    ) -> Cosignature:
         try:
             lines = parse_cosignature_lines(reply)
             found = verify_cosignatures(
@@ -235,10 +238,7 @@ class Witnessing:
         cosignature = found.get(witness.verifier)
         if cosignature is None:
             raise _Unavailable("its answer holds no cosignature by its policy key")
-        self.cosignatures.record(
-            checkpoint.tree_size, witness.name, cosignature.line, cosignature.timestamp
-        )
-        status.known_size = status.cosigned_size = checkpoint.tree_size
+        return cosignature
 
     def _post(self, witness: PolicyWitness, body: bytes) -> tuple[bytes, int, str]:
         url = urllib.parse.urlsplit(str(witness.url))
