@@ -2,7 +2,7 @@
 
     auditor --api URL (--rpc URL | --chain-dir DIR) --contract ADDR --state DIR [--json REPORT]
             [--html REPORT.html] [--token REGULATOR_TOKEN] [--clock-tolerance SECONDS]
-            [--justify-within SECONDS] [--grant-ttl SECONDS]
+            [--justify-within SECONDS] [--grant-ttl SECONDS] [--witness-policy POLICY]
     auditor resident --subject PSEUDONYM (the same options)
 
 The audit checks integrity (signatures, anchors, leaves) and replays the verified leaves for
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from contracts.chain import Chain, connect
 from contracts.errors import ChainError
+from hashing import parse_policy
 
 from .errors import AuditError
 from .fetch import LogClient
@@ -115,6 +116,12 @@ def build_parser(*, resident: bool = False) -> argparse.ArgumentParser:
         help="longest a grant may live (the deployment's grant_ttl; default "
         f"{DEFAULT_GRANT_TTL_S}, the most the service accepts)",
     )
+    parser.add_argument(
+        "--witness-policy",
+        type=Path,
+        help="C2SP tlog-policy file: the latest checkpoint must meet its quorum, and each "
+        "witness listed with a URL is asked for its own view of the log (split views)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     if resident:
         parser.add_argument(
@@ -148,6 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         trusted_key = None if args.key is None else args.key.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return _fail(f"cannot read the key file: {exc}")
+    witness_policy = None
+    if args.witness_policy is not None:
+        try:
+            witness_policy = parse_policy(args.witness_policy.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return _fail(f"cannot read the witness policy: {exc}")
     try:
         chain = _connect(args.rpc, args.chain_dir)
     except (ChainError, ValueError) as exc:
@@ -164,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 trusted_key=trusted_key,
                 progress=progress,
                 lawfulness=lawfulness,
+                witness_policy=witness_policy,
             )
             document = _resident(args, lawfulness, report) if resident else None
         except (AuditError, ChainError) as exc:

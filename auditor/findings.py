@@ -35,6 +35,8 @@ class FindingCode(StrEnum):
     """A served leaf is the 64-byte preimage of an interior node of the trusted tree."""
     TRUNCATED = "truncated"
     """The service serves a smaller tree than one anchored on chain (or signed)."""
+    WITNESS_QUORUM = "witness-quorum"
+    """The latest checkpoint lacks the witness cosignatures the policy needs (or has a bad one)."""
 
     # Lawfulness: the replay of the verified leaves (``auditor.replay``).
     UNCOVERED_PERMIT = "uncovered-permit"
@@ -168,6 +170,8 @@ class Report:
     """The replay's counters (None: the lawfulness replay did not run)."""
     activity: dict[str, list[dict[str, Any]]] | None = None
     """Accesses aggregated by day and parties, and every break-glass case."""
+    witnesses: dict[str, Any] | None = None
+    """The witness policy's check of the latest checkpoint (None: no policy given)."""
 
     @property
     def ok(self) -> bool:
@@ -197,6 +201,7 @@ class Report:
             "anchoring": self.anchoring,
             **({} if self.lawfulness is None else {"lawfulness": self.lawfulness}),
             **({} if self.activity is None else {"activity": self.activity}),
+            **({} if self.witnesses is None else {"witnesses": self.witnesses}),
         }
 
     def to_json(self) -> str:

@@ -31,6 +31,7 @@ from hashing import (
     NoteVerifier,
     SignatureError,
     VerificationError,
+    WitnessPolicy,
     open_checkpoint,
     verify_consistency,
 )
@@ -44,6 +45,7 @@ from .lawfulness import Lawfulness
 from .leaves import LeafCheck, Roots
 from .report_sections import anchoring_section
 from .state import AuditorState, KnownAnchor, VerifiedHead
+from .witnesses import check_quorum, compare_with_witnesses
 
 Progress = Callable[[str], None]
 
@@ -65,13 +67,16 @@ def audit_integrity(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
     lawfulness: Lawfulness | None = None,
+    witness_policy: WitnessPolicy | None = None,
 ) -> Report:
     """Audit the log served at ``api_url`` against the registry at ``contract_address``.
 
     ``http`` replaces the HTTP client (a test's client for the app, say); ``trusted_key`` is a
     vkey the regulator obtained out of band (otherwise the served key is pinned on first use);
     ``clock`` gives the time used for the anchoring-lag limit (and break-glass deadlines);
-    ``lawfulness``, when given, replays the verified leaves as they stream past. Raises
+    ``lawfulness``, when given, replays the verified leaves as they stream past;
+    ``witness_policy``, when given, must be met by the latest checkpoint's cosignatures, and
+    each of its witnesses with a URL is asked for its own latest view of the log. Raises
     ``AuditError`` (or the chain's ``ChainError``) when the audit cannot be carried out;
     findings are in the report.
     """
@@ -94,6 +99,7 @@ def audit_integrity(
     with client as log:
         audit = _Audit(log, registry, state, report, max_anchor_lag_s, progress, clock)
         audit.lawfulness, audit.http = lawfulness, http
+        audit.witness_policy = witness_policy
         audit.run(trusted_key)
         report.stats.requests = log.requests
         report.stats.leaves_fetched = log.leaves_fetched
@@ -139,6 +145,7 @@ class _Audit:
         self.anchors: dict[int, KnownAnchor] = {}
         self.lawfulness: Lawfulness | None = None
         self.http: httpx.Client | None = None
+        self.witness_policy: WitnessPolicy | None = None
 
     def commit(self, size: int, root: bytes, source: str) -> None:
         self.roots.setdefault(size, {}).setdefault(root, []).append(source)
@@ -162,6 +169,8 @@ class _Audit:
         self._read_anchors(log_id)
         self._check_claims(verifier, log_id)
         self._served_at_anchored_sizes(verifier, latest)
+        if self.witness_policy is not None:
+            self._check_witnesses(self.witness_policy, verifier, origin, note, latest)
         self._check_forks()
         self._check_heads(latest, served_any=note is not None)
         head = self._check_leaves(latest, note)
@@ -252,6 +261,26 @@ class _Audit:
                 )
             elif checkpoint is not None:
                 self.commit(size, checkpoint.root_hash, what)
+
+    def _check_witnesses(
+        self,
+        policy: WitnessPolicy,
+        verifier: NoteVerifier,
+        origin: str,
+        note: str | None,
+        latest: Checkpoint | None,
+    ) -> None:
+        section = check_quorum(policy, note, latest, self.find, self.say)
+        section["witness_views"] = compare_with_witnesses(
+            policy,
+            verifier,
+            origin,
+            latest,
+            commit=self.commit,
+            consistent=self._consistent,
+            say=self.say,
+        )
+        self.report.witnesses = section
 
     def _check_forks(self) -> None:
         for size, roots in sorted(self.roots.items()):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import anchor_scale, api_scale, audit_scale, log_scale
+from . import anchor_scale, api_scale, audit_scale, log_scale, witness_scale
 from .common import table
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -40,6 +40,7 @@ def runs(quick: bool) -> dict[str, Callable[[], list[dict[str, Any]]]]:
         "audit": lambda: [
             audit_scale.audit_rate(size) for size in ([100_000] if quick else [100_000, 1_000_000])
         ],
+        "witness": lambda: [witness_scale.seal_latency(50 if quick else 300)],
         "api": lambda: api_scale.compare(
             seconds=3 if quick else 20,
             sqlite_connections=[8] if quick else [2, 4, 16, 64],

@@ -12,7 +12,9 @@ from fastapi import Depends, FastAPI
 from ledger.anchor_store import AnchorStore
 from ledger.anchoring import Anchorer
 from ledger.batcher import GroupCommitter
+from ledger.cosignature_store import CosignatureStore
 from ledger.log import Ledger
+from ledger.witnessing import Witnessing
 
 from .access import AccessService
 from .auth import Authenticator, PlatformKeys
@@ -72,6 +74,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.ledger = ledger
         app.state.committer = committer
         app.state.anchors = AnchorStore(ledger.store)
+        app.state.cosignatures = CosignatureStore(ledger.store)
+        app.state.witnessing = Witnessing.from_settings(ledger, app.state.cosignatures)
         lapse = LapseCommitments(app.state.pseudonym_key.secret)
         vault: ResidentVault = app.state.vault
         records = Records.open(
@@ -101,12 +105,22 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 target=anchorer.run, args=(stop,), name="anchorer", daemon=True
             )
             worker.start()
+        witnessing_worker = None
+        if settings.anchor_in_background and app.state.witnessing is not None:
+            witnessing_worker = threading.Thread(
+                target=app.state.witnessing.run, args=(stop,), name="witnessing", daemon=True
+            )
+            witnessing_worker.start()
         try:
             yield
         finally:
             stop.set()
             if worker is not None:
                 worker.join(timeout=30)
+            if witnessing_worker is not None:
+                witnessing_worker.join(timeout=30)
+            if app.state.witnessing is not None:
+                app.state.witnessing.close()
             app.state.access.close()  # decisions in flight finish, through the committer
             committer.close()
             records.mark_complete(ledger.tree_size())

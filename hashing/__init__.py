@@ -7,6 +7,15 @@ Hashes are raw bytes throughout; hex and base64 belong at the edges.
 from hashing.canonical import canonical_json
 from hashing.checkpoint import Checkpoint
 from hashing.compact import CompactRange
+from hashing.cosignature import (
+    Cosignature,
+    CosignatureSigner,
+    CosignatureVerifier,
+    add_signature_lines,
+    parse_cosignature_lines,
+    split_note,
+    verify_cosignatures,
+)
 from hashing.errors import (
     CanonicalEncodingError,
     HashingError,
@@ -14,7 +23,9 @@ from hashing.errors import (
     KeyFormatError,
     NoteContentError,
     NoteFormatError,
+    PolicyFormatError,
     ProofShapeError,
+    QuorumError,
     RootMismatchError,
     SignatureError,
     SizeError,
@@ -31,6 +42,7 @@ from hashing.verify import (
     verify_consistency,
     verify_inclusion,
 )
+from hashing.witness_policy import QuorumCheck, WitnessPolicy, parse_policy
 
 __all__ = [
     "EMPTY_ROOT",
@@ -38,6 +50,9 @@ __all__ = [
     "CanonicalEncodingError",
     "Checkpoint",
     "CompactRange",
+    "Cosignature",
+    "CosignatureSigner",
+    "CosignatureVerifier",
     "HashingError",
     "IndexOutOfRangeError",
     "KeyFormatError",
@@ -46,13 +61,18 @@ __all__ = [
     "NoteFormatError",
     "NoteSigner",
     "NoteVerifier",
+    "PolicyFormatError",
     "ProofNodes",
     "ProofShapeError",
+    "QuorumCheck",
+    "QuorumError",
     "RootMismatchError",
     "SignatureError",
     "SizeError",
     "TreeArgumentError",
     "VerificationError",
+    "WitnessPolicy",
+    "add_signature_lines",
     "canonical_json",
     "consistency_nodes",
     "consistency_proof",
@@ -63,10 +83,14 @@ __all__ = [
     "node_hash",
     "open_checkpoint",
     "open_note",
+    "parse_cosignature_lines",
+    "parse_policy",
     "range_nodes",
     "root_from_consistency_proof",
     "root_from_inclusion_proof",
+    "split_note",
     "subtree_root",
     "verify_consistency",
+    "verify_cosignatures",
     "verify_inclusion",
 ]

@@ -70,3 +70,11 @@ class SignatureError(VerificationError):
 
 class NoteFormatError(VerificationError):
     """A signed note or the checkpoint inside it is malformed."""
+
+
+class PolicyFormatError(HashingError):
+    """A witness policy file (C2SP tlog-policy) is malformed; the message names the line."""
+
+
+class QuorumError(VerificationError):
+    """A checkpoint lacks the witness cosignatures its policy requires."""

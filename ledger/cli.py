@@ -15,7 +15,7 @@ from typing import Any
 from contracts.errors import AnchorMismatchError, ChainError
 from hashing import HashingError, VerificationError
 
-from . import cli_chain, offline
+from . import cli_chain, cli_witness, offline
 from .errors import DocumentError, LedgerError, MismatchError
 from .events import EncodedEvent, decode_leaf, parse_event_line
 from .log import Ledger
@@ -134,13 +134,16 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     verifier = offline.load_verifier(read_key(args.key))
-    checkpoint = offline.check_checkpoint(Path(args.checkpoint).read_text("utf-8"), verifier)
+    note = Path(args.checkpoint).read_text("utf-8")
+    checkpoint = offline.check_checkpoint(note, verifier)
+    witnesses = cli_witness.checked_witnesses(args, note)
     if args.what == "checkpoint":
         _out(
             {
                 "verified": "checkpoint",
                 "origin": checkpoint.origin,
                 "tree_size": checkpoint.tree_size,
+                **witnesses,
             }
         )
         return 0
@@ -149,11 +152,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise DocumentError("proof", "expected a JSON object")
     if args.what == "inclusion":
         leaf_index = offline.check_inclusion(doc, checkpoint)
-        _out({"verified": "inclusion", "leaf_index": leaf_index, "tree_size": checkpoint.tree_size})
+        _out(
+            {
+                "verified": "inclusion",
+                "leaf_index": leaf_index,
+                "tree_size": checkpoint.tree_size,
+                **witnesses,
+            }
+        )
         return 0
     old = offline.check_checkpoint(Path(args.old).read_text("utf-8"), verifier)
     offline.check_consistency(doc, old, checkpoint)
-    _out({"verified": "consistency", "size1": old.tree_size, "size2": checkpoint.tree_size})
+    _out(
+        {
+            "verified": "consistency",
+            "size1": old.tree_size,
+            "size2": checkpoint.tree_size,
+            **witnesses,
+        }
+    )
     return 0
 
 
@@ -223,7 +240,9 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     verify.add_argument("--checkpoint", required=True, help="signed checkpoint file (the newer)")
     verify.add_argument("--proof", help="proof JSON file from 'prove'")
     verify.add_argument("--old", help="older signed checkpoint file, for consistency")
+    cli_witness.add_policy_option(verify)
     cli_chain.register(sub, common, lambda a: Ledger.open(_settings(a)))
+    cli_witness.register(sub, common, lambda a: Ledger.open(_settings(a)))
     demo = add(
         "demo", cmd_demo, "run the main job on the embedded defaults and print what happened"
     )

@@ -16,6 +16,7 @@ from . import offline
 from .anchoring import Anchorer
 from .errors import ConfigurationError
 from .receipts import build_receipt, verify_receipt
+from .witnessing import Witnessing
 
 
 def _out(value: Any) -> None:
@@ -25,15 +26,26 @@ def _out(value: Any) -> None:
 def cmd_anchor(args: argparse.Namespace, ledger_opener: Any) -> int:
     ledger = ledger_opener(args)
     anchorer = Anchorer(ledger)
+    witnessing = Witnessing.from_settings(ledger)
     try:
         if args.watch:
             stop = threading.Event()
+            witness_thread = None
+            if witnessing is not None:
+                witness_thread = threading.Thread(
+                    target=witnessing.run, args=(stop,), name="witnessing", daemon=True
+                )
+                witness_thread.start()
             try:
                 anchorer.run(stop)
             except KeyboardInterrupt:
                 stop.set()
+            if witness_thread is not None:
+                witness_thread.join(timeout=30)
             return 0
         report = anchorer.run_once(force_seal=True)
+        if witnessing is not None:
+            witnessing.run_once()
         _out(
             {
                 "sealed": None if report.sealed is None else report.sealed.tree_size,
@@ -44,6 +56,8 @@ def cmd_anchor(args: argparse.Namespace, ledger_opener: Any) -> int:
         )
         return 0 if report.error is None else 3
     finally:
+        if witnessing is not None:
+            witnessing.close()
         anchorer.close()
         ledger.close()
 
@@ -80,7 +94,12 @@ def cmd_verify_receipt(args: argparse.Namespace) -> int:
         )
     try:
         registry = None if chain is None else AnchorRegistryClient.at(chain, args.contract)
-        check = verify_receipt(doc, verifier, registry)
+        policy = (
+            None
+            if args.witness_policy is None
+            else offline.load_witness_policy(args.witness_policy)
+        )
+        check = verify_receipt(doc, verifier, registry, policy)
     finally:
         if chain is not None:
             chain.close()
@@ -92,6 +111,11 @@ def cmd_verify_receipt(args: argparse.Namespace) -> int:
             "anchor": "checked on chain" if check.chain_checked else "not checked on chain",
             "chain_id": check.anchor.chain_id,
             "block_number": check.anchor.block_number,
+            **(
+                {}
+                if check.witnesses is None
+                else {"witnesses": offline.witnesses_out(check.witnesses)}
+            ),
         }
     )
     if not check.chain_checked:
@@ -129,5 +153,9 @@ def register(sub: Any, common: argparse.ArgumentParser, ledger_opener: Any) -> N
         "--offline",
         action="store_true",
         help="check proof, signature and anchored root only; the chain is not asked",
+    )
+    check.add_argument(
+        "--witness-policy",
+        help="C2SP tlog-policy file: the witnesses whose cosignatures the checkpoint needs",
     )
     check.set_defaults(handler=cmd_verify_receipt)

@@ -76,3 +76,17 @@ def storage_full(exc: BaseException) -> bool:
         pending += [orig if isinstance(orig, BaseException) else None]
         pending += [current.__cause__, current.__context__]
     return False
+
+
+class WitnessRefusal(LedgerError):
+    """A witness refused a checkpoint; ``status`` is the C2SP tlog-witness HTTP status.
+
+    400 malformed request, 403 no valid signature by a trusted log key, 404 unknown origin,
+    409 old size is not the witness's latest (``latest_size``), 422 inconsistent with it.
+    """
+
+    def __init__(self, status: int, detail: str, *, latest_size: int | None = None) -> None:
+        self.status = status
+        self.detail = detail
+        self.latest_size = latest_size
+        super().__init__(f"{status}: {detail}")

@@ -79,3 +79,14 @@ class AnchorRow(SQLModel, table=True):
     block_number: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     prepared_at: float = Field(nullable=False)
     confirmed_at: float | None = Field(default=None)
+
+
+class CosignatureRow(SQLModel, table=True):
+    """A witness's cosignature line on the checkpoint of one size (the newest per witness)."""
+
+    __tablename__ = "cosignature"
+
+    tree_size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    witness: str = Field(sa_column=Column(Text, primary_key=True))
+    line: str = Field(sa_column=Column(Text, nullable=False))
+    cosigned_at: int = Field(sa_column=Column(BigInteger, nullable=False))

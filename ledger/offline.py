@@ -14,9 +14,14 @@ from typing import Any
 from hashing import (
     Checkpoint,
     NoteVerifier,
+    QuorumCheck,
+    QuorumError,
+    VerificationError,
+    WitnessPolicy,
     canonical_json,
     leaf_hash,
     open_checkpoint,
+    parse_policy,
     verify_consistency,
     verify_inclusion,
 )
@@ -75,6 +80,36 @@ def check_checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:
     return open_checkpoint(note, verifier)
 
 
+def load_witness_policy(path: str) -> WitnessPolicy:
+    """A witness policy file (C2SP tlog-policy); a malformed one is a DocumentError."""
+    try:
+        return parse_policy(Path(path).read_text("utf-8"))
+    except ValueError as exc:
+        raise DocumentError("witness-policy", str(exc)) from exc
+
+
+def check_witnesses(note: str, policy: WitnessPolicy) -> QuorumCheck:
+    """The policy's check of a note's cosignatures; a shortfall or a bad one is a mismatch."""
+    try:
+        return policy.require(note)
+    except QuorumError as exc:
+        raise MismatchError("cosignatures", str(exc)) from exc
+    except VerificationError as exc:
+        raise MismatchError("cosignatures", f"a witness cosignature is bad: {exc}") from exc
+
+
+def witnesses_out(check: QuorumCheck) -> dict[str, Any]:
+    """What a verifier says about the cosignatures it checked."""
+    return {
+        "cosigned_by": list(check.cosigned),
+        "cosigned_at": {
+            name: c.timestamp for name, c in zip(check.cosigned, check.cosignatures, strict=True)
+        },
+        "quorum": check.requirement,
+        "quorum_met": check.satisfied,
+    }
+
+
 def check_inclusion(doc: dict[str, Any], checkpoint: Checkpoint) -> int:
     """Verify an inclusion proof document against a trusted checkpoint; return the leaf index."""
     event = doc.get("event")
@@ -104,3 +139,38 @@ def check_consistency(doc: dict[str, Any], old: Checkpoint, new: Checkpoint) -> 
     verify_consistency(
         old.tree_size, new.tree_size, hash_list(doc, "proof"), old.root_hash, new.root_hash
     )
+
+
+def compare_checkpoints(
+    first: str, second: str, verifier: NoteVerifier, proof: dict[str, Any] | None = None
+) -> tuple[Checkpoint, Checkpoint]:
+    """Check that two checkpoints signed by the log show one history, or raise MismatchError.
+
+    Two of the same size must have the same root; of different sizes, ``proof`` (a
+    consistency proof document from the smaller to the larger) must verify. Both notes must
+    be signed by ``verifier``: a split view is only evidence when the log signed both sides.
+    """
+    a, b = open_checkpoint(first, verifier), open_checkpoint(second, verifier)
+    if a.origin != b.origin:
+        raise MismatchError("origin", f"{a.origin!r} and {b.origin!r} are different logs")
+    if a.tree_size == b.tree_size:
+        if a.root_hash != b.root_hash:
+            raise MismatchError(
+                "root_hash",
+                f"split view: the log signed two different trees of size {a.tree_size} "
+                f"({b64(a.root_hash)} and {b64(b.root_hash)})",
+            )
+        return a, b
+    old, new = (a, b) if a.tree_size < b.tree_size else (b, a)
+    if proof is None:
+        raise DocumentError(
+            "proof", f"sizes {old.tree_size} and {new.tree_size} differ: give --proof"
+        )
+    try:
+        check_consistency(proof, old, new)
+    except VerificationError as exc:
+        raise MismatchError(
+            "consistency",
+            f"split view: size {new.tree_size} does not extend size {old.tree_size}: {exc}",
+        ) from exc
+    return a, b

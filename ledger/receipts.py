@@ -23,7 +23,10 @@ from hashing import (
     NodeID,
     NoteVerifier,
     ProofNodes,
+    QuorumCheck,
     VerificationError,
+    WitnessPolicy,
+    add_signature_lines,
     inclusion_nodes,
     open_checkpoint,
 )
@@ -31,6 +34,7 @@ from hashing import (
 from . import offline
 from .anchor_store import AnchorStore
 from .anchoring import log_id_for
+from .cosignature_store import CosignatureStore
 from .errors import DocumentError, LedgerError, MismatchError
 from .events import decode_leaf
 from .log import Ledger
@@ -45,7 +49,12 @@ class NotAnchoredError(LedgerError):
     """The event is logged, but no anchored checkpoint covers it yet."""
 
 
-def build_receipt(ledger: Ledger, anchors: AnchorStore, leaf_index: int) -> dict[str, Any]:
+def build_receipt(
+    ledger: Ledger,
+    anchors: AnchorStore,
+    leaf_index: int,
+    cosignatures: CosignatureStore | None = None,
+) -> dict[str, Any]:
     anchor = anchors.covering(leaf_index)
     if anchor is None or anchor.record is None:
         raise NotAnchoredError(f"leaf {leaf_index} is not yet covered by an anchored checkpoint")
@@ -54,19 +63,31 @@ def build_receipt(ledger: Ledger, anchors: AnchorStore, leaf_index: int) -> dict
         raise LedgerError(f"the checkpoint of anchored size {anchor.tree_size} is missing")
     proof = ledger.inclusion_proof(leaf_index, anchor.tree_size)
     kind, data = decode_leaf(ledger.leaves(leaf_index, leaf_index + 1)[0].leaf_data)
+    note = cosigned_note(ledger, checkpoint.note, anchor.tree_size, cosignatures)
     return {
         "receipt_version": RECEIPT_VERSION,
         "leaf_index": leaf_index,
         "event": {"kind": kind, "data": data},
         "tree_size": proof.tree_size,
         "proof": [offline.b64(h) for h in proof.hashes],
-        "checkpoint": checkpoint.note,
+        "checkpoint": note,
         "anchor": AnchorRecord.from_json(anchor.record).to_dict(),
     }
 
 
+def cosigned_note(
+    ledger: Ledger, note: str, tree_size: int, cosignatures: CosignatureStore | None
+) -> str:
+    """The checkpoint note of ``tree_size`` as witnesses cosigned it (``note`` when none did)."""
+    lines = (cosignatures or CosignatureStore(ledger.store)).lines(tree_size)
+    return add_signature_lines(note, [lines[w] for w in sorted(lines)])
+
+
 def build_receipts(
-    ledger: Ledger, anchors: AnchorStore, leaf_indices: Iterable[int]
+    ledger: Ledger,
+    anchors: AnchorStore,
+    leaf_indices: Iterable[int],
+    cosignatures: CosignatureStore | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Receipts of ``leaf_indices``, each proven to the newest anchored checkpoint; a leaf it
     does not cover yet has none. The checkpoint note and anchor record are one object shared
@@ -80,6 +101,7 @@ def build_receipts(
     checkpoint = ledger.store.checkpoint_at(anchor.tree_size)
     if checkpoint is None:
         raise LedgerError(f"the checkpoint of anchored size {anchor.tree_size} is missing")
+    note = cosigned_note(ledger, checkpoint.note, anchor.tree_size, cosignatures)
     record = AnchorRecord.from_json(anchor.record).to_dict()
     plans: dict[int, ProofNodes] = {}
     unique: dict[NodeID, None] = {}
@@ -104,7 +126,7 @@ def build_receipts(
             "event": {"kind": kind, "data": data},
             "tree_size": size,
             "proof": [offline.b64(h) for h in proof],
-            "checkpoint": checkpoint.note,
+            "checkpoint": note,
             "anchor": record,
         }
     return receipts
@@ -116,15 +138,20 @@ class ReceiptCheck:
     checkpoint: Checkpoint
     anchor: AnchorRecord
     chain_checked: bool
+    witnesses: QuorumCheck | None = None
 
 
 def verify_receipt(
-    doc: Any, verifier: NoteVerifier, registry: AnchorRegistryClient | None = None
+    doc: Any,
+    verifier: NoteVerifier,
+    registry: AnchorRegistryClient | None = None,
+    policy: WitnessPolicy | None = None,
 ) -> ReceiptCheck:
     """Check a receipt; raise an error naming the first thing that does not hold.
 
     ``registry`` is a client for the registry the verifier trusts (its own address, its own
-    node); without it the anchor is checked only against the signed checkpoint.
+    node); without it the anchor is checked only against the signed checkpoint. ``policy``,
+    when given, must be met by the witness cosignatures on the receipt's checkpoint.
     """
     if not isinstance(doc, dict):
         raise DocumentError("receipt", "expected a JSON object")
@@ -140,6 +167,7 @@ def verify_receipt(
         checkpoint = open_checkpoint(note, verifier)
     except VerificationError as exc:
         raise MismatchError("checkpoint", f"signed note does not verify: {exc}") from exc
+    witnesses = None if policy is None else offline.check_witnesses(note, policy)
     try:
         leaf_index = offline.check_inclusion(doc, checkpoint)
     except VerificationError as exc:
@@ -163,4 +191,4 @@ def verify_receipt(
             registry.verify_anchor(anchor)
         except AnchorMismatchError as exc:
             raise MismatchError(f"anchor.{exc.field}", str(exc)) from exc
-    return ReceiptCheck(leaf_index, checkpoint, anchor, registry is not None)
+    return ReceiptCheck(leaf_index, checkpoint, anchor, registry is not None, witnesses)

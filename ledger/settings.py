@@ -37,6 +37,11 @@ class LedgerSettings(BaseSettings):
         default=None,
         description="Hex private key of the anchoring account (needed with rpc_url), mode 0600.",
     )
+    witness_policy_file: Path | None = Field(
+        default=None,
+        description="C2SP tlog-policy file: the witnesses (with URLs) each checkpoint is sent "
+        "to, and the quorum a checkpoint needs to be published.",
+    )
     anchor_timeout: float = Field(default=30.0, gt=0, description="Wait this long for a block.")
 
     def resolved_database_url(self) -> str:

@@ -34,6 +34,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "GET /v1/log/proof/consistency": PUBLIC,
     "GET /v1/log/anchors": PUBLIC,
     "GET /v1/log/key": PUBLIC,
+    "GET /v1/log/witness-policy": PUBLIC,
     "GET /v1/admin/institutions": ADMIN,
     "POST /v1/admin/institutions": ADMIN,
     "POST /v1/admin/institutions/{institution_id}/deactivate": ADMIN,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import anchor_scale, audit_scale, log_scale
+from bench import anchor_scale, audit_scale, log_scale, witness_scale
 
 
 def test_append_rate_run_works() -> None:
@@ -51,3 +51,9 @@ def test_audit_run_at_a_million_events() -> None:
     assert row["full_ok"] is True
     assert row["incremental_ok"] is True
     assert row["full_leaves_hashed"] == 1_000_000
+
+
+def test_witness_run_seals_with_three_witnesses() -> None:
+    row = witness_scale.seal_latency(rounds=5, events_per_round=3)
+    assert row["witnesses"] == 3
+    assert row["witnessed_p99_ms"] > 0

@@ -15,13 +15,17 @@ from typing import Any
 
 from hashing import (
     Checkpoint,
+    CosignatureSigner,
     NoteSigner,
+    SignatureError,
     VerificationError,
+    add_signature_lines,
     canonical_json,
     inclusion_proof,
     leaf_hash,
     merkle_root,
     open_checkpoint,
+    parse_policy,
     verify_inclusion,
 )
 from tests.e2e.world import CHROMIUM, require_browser
@@ -284,6 +288,44 @@ def link_cases() -> list[dict[str, Any]]:
     ]
 
 
+def cosignature_cases() -> list[dict[str, str]]:
+    """Notes with witness cosignatures and policies; Python's verdict for each."""
+    log = NoteSigner.generate("consent-ledger.local/log")
+    checkpoint = Checkpoint(log.name, 9, leaf_hash(b"cosigned"))
+    note = log.sign(checkpoint)
+    w = [CosignatureSigner.generate(f"w{i}.example/witness") for i in range(3)]
+    lines = [s.cosign(checkpoint.body(), 1_700_000_000 + i) for i, s in enumerate(w)]
+    stranger = CosignatureSigner.generate("w0.example/witness")  # same name, another key
+
+    def policy(k: str) -> str:
+        names = " ".join(f"w{i}" for i in range(3))
+        keys = "".join(f"witness w{i} {s.verifier().to_vkey()}\n" for i, s in enumerate(w))
+        return f"log {log.verifier().to_vkey()}\n{keys}group g {k} {names}\nquorum g\n"
+
+    blob = bytearray(base64.b64decode(lines[1].split(" ")[2]))
+    blob[20] ^= 1
+    tampered = f"\u2014 w1.example/witness {base64.b64encode(bytes(blob)).decode()}\n"
+    notes = {
+        "two of three": (add_signature_lines(note, lines[:2]), "2"),
+        "one, two needed": (add_signature_lines(note, lines[2:]), "2"),
+        "all three": (add_signature_lines(note, lines), "all"),
+        "a stranger with a witness's name": (
+            add_signature_lines(note, [stranger.cosign(checkpoint.body(), 5), lines[1]]),
+            "2",
+        ),
+        "a tampered cosignature": (add_signature_lines(note, [lines[0], tampered]), "1"),
+    }
+    cases = []
+    for name, (text, k) in notes.items():
+        try:
+            result = parse_policy(policy(k)).check(text)
+            expected = f"{'met' if result.satisfied else 'not met'}:{','.join(result.cosigned)}"
+        except SignatureError:
+            expected = "fail:bad-cosignature"
+        cases.append({"name": name, "note": text, "policy": policy(k), "expected": expected})
+    return cases
+
+
 def test_the_browser_verifies_exactly_what_python_verifies(tmp_path: Path) -> None:
     require_browser()
     vectors: dict[str, Any] = {
@@ -293,6 +335,7 @@ def test_the_browser_verifies_exactly_what_python_verifies(tmp_path: Path) -> No
         "canonical": canonical_cases(),
         "links": link_cases(),
         "receipts": receipt_cases(),
+        "cosignatures": cosignature_cases(),
     }
     assert any(not case["valid"] for case in vectors["inclusion"])
     assert any(case["name"].startswith("other origin") for case in vectors["notes"])

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from ledger.anchor_store import AnchorStore
+from ledger.cosignature_store import CosignatureStore
 from ledger.log import Ledger
 from ledger.receipts import build_receipts
 
@@ -100,10 +101,16 @@ def _page(
 
 
 def _entries(
-    ledger: Ledger, anchors: AnchorStore, page: Sequence[tuple[int, str, dict[str, Any]]]
+    ledger: Ledger,
+    anchors: AnchorStore,
+    cosignatures: CosignatureStore | None,
+    page: Sequence[tuple[int, str, dict[str, Any]]],
 ) -> list[dict[str, Any]]:
-    """``HistoryEntry`` documents of ``page``, their receipts built together."""
-    receipts = build_receipts(ledger, anchors, [leaf_index for leaf_index, _, _ in page])
+    """``HistoryEntry`` documents of ``page``, their receipts built together (each carrying
+    the checkpoint as its witnesses cosigned it)."""
+    receipts = build_receipts(
+        ledger, anchors, [leaf_index for leaf_index, _, _ in page], cosignatures
+    )
     return [
         {
             "kind": kind,
@@ -162,7 +169,12 @@ async def access_history(
                 return Response(status_code=CLIENT_GONE)
             chunk = page[start : start + RECEIPT_CHUNK]
             entries += await anyio.to_thread.run_sync(
-                _entries, state.ledger, state.anchors, chunk, limiter=threads
+                _entries,
+                state.ledger,
+                state.anchors,
+                getattr(state, "cosignatures", None),
+                chunk,
+                limiter=threads,
             )
     response = Response(orjson.dumps(entries), media_type="application/json")
     link_next(request, response, page[-1][0] if more else None)

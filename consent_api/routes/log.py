@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 from contracts.records import AnchorRecord
 from ledger.anchor_store import AnchorStore
 from ledger.log import Ledger
+from ledger.store import StoredCheckpoint
+from ledger.witnessing import Witnessing
 
 from ..dependencies import get_ledger, get_settings
 from ..errors import NotFoundError
@@ -75,29 +77,51 @@ def _anchors(request: Request) -> AnchorStore:
     return anchors
 
 
+def _witnessing(request: Request) -> Witnessing | None:
+    witnessing: Witnessing | None = getattr(request.app.state, "witnessing", None)
+    return witnessing
+
+
+def _note(checkpoint: StoredCheckpoint, witnessing: Witnessing | None) -> str:
+    return checkpoint.note if witnessing is None else witnessing.cosigned_note(checkpoint)
+
+
 @router.get(
     "/checkpoint",
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {}}}, 404: {"description": "No checkpoint yet"}},
 )
-def latest_checkpoint(ledger: Annotated[Ledger, Depends(get_ledger)]) -> PlainTextResponse:
-    """The latest signed checkpoint, as C2SP signed-note text."""
-    checkpoint = ledger.latest_checkpoint()
+def latest_checkpoint(
+    ledger: Annotated[Ledger, Depends(get_ledger)],
+    witnessing: Annotated[Witnessing | None, Depends(_witnessing)],
+) -> PlainTextResponse:
+    """The latest signed checkpoint, as C2SP signed-note text.
+
+    With witnesses configured, the newest checkpoint the witness quorum cosigned, with
+    their cosignatures (tlog-cosignature lines after the log's signature).
+    """
+    if witnessing is None:
+        checkpoint = ledger.latest_checkpoint()
+        if checkpoint is None:
+            raise NotFoundError("no checkpoint has been sealed yet")
+        return PlainTextResponse(checkpoint.note, media_type=NOTE_MEDIA)
+    checkpoint = witnessing.published()
     if checkpoint is None:
-        raise NotFoundError("no checkpoint has been sealed yet")
-    return PlainTextResponse(checkpoint.note, media_type=NOTE_MEDIA)
+        raise NotFoundError("no checkpoint has been cosigned by the witness quorum yet")
+    return PlainTextResponse(witnessing.cosigned_note(checkpoint), media_type=NOTE_MEDIA)
 
 
 @router.get("/checkpoints/{tree_size}", response_class=PlainTextResponse)
 def checkpoint_at(
     tree_size: Annotated[int, Path(ge=0, le=2**63 - 1)],
     ledger: Annotated[Ledger, Depends(get_ledger)],
+    witnessing: Annotated[Witnessing | None, Depends(_witnessing)],
 ) -> PlainTextResponse:
-    """The signed checkpoint sealed at exactly ``tree_size``."""
+    """The signed checkpoint sealed at exactly ``tree_size``, with any witness cosignatures."""
     checkpoint = ledger.store.checkpoint_at(tree_size)
     if checkpoint is None:
         raise NotFoundError(f"no checkpoint was sealed at size {tree_size}")
-    return PlainTextResponse(checkpoint.note, media_type=NOTE_MEDIA)
+    return PlainTextResponse(_note(checkpoint, witnessing), media_type=NOTE_MEDIA)
 
 
 @router.get("/leaves", response_model=LeavesPage)
@@ -168,6 +192,7 @@ def consistency(
 def anchors(
     ledger: Annotated[Ledger, Depends(get_ledger)],
     store: Annotated[AnchorStore, Depends(_anchors)],
+    witnessing: Annotated[Witnessing | None, Depends(_witnessing)],
     after: Annotated[int, Query(ge=-1, le=2**63 - 1)] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AnchorOut]:
@@ -180,10 +205,27 @@ def anchors(
         record = AnchorRecord.from_json(anchor.record)
         out.append(
             AnchorOut(
-                tree_size=anchor.tree_size, checkpoint=checkpoint.note, anchor=record.to_dict()
+                tree_size=anchor.tree_size,
+                checkpoint=_note(checkpoint, witnessing),
+                anchor=record.to_dict(),
             )
         )
     return out
+
+
+@router.get("/witness-policy", response_class=PlainTextResponse)
+def witness_policy(
+    ledger: Annotated[Ledger, Depends(get_ledger)],
+    witnessing: Annotated[Witnessing | None, Depends(_witnessing)],
+) -> PlainTextResponse:
+    """The log's witness policy (C2SP tlog-policy): its witnesses and the quorum it publishes
+    under. A verifier should pin it (or get it out of band), as it pins the log key. A log
+    that names no witnesses says so in the same format (``quorum none``)."""
+    if witnessing is None or witnessing.ledger.settings.witness_policy_file is None:
+        text = f"log {ledger.verifier.to_vkey()}\nquorum none\n"
+    else:
+        text = witnessing.ledger.settings.witness_policy_file.read_text(encoding="utf-8")
+    return PlainTextResponse(text, media_type=NOTE_MEDIA)
 
 
 @router.get("/key", response_class=PlainTextResponse)

@@ -105,6 +105,17 @@ try {
         }
       }
     }
+    const { checkCosignatures, parsePolicy } = await import("/static/js/cosignature.js");
+    for (const c of v.cosignatures || []) {
+      let got;
+      try {
+        const result = await checkCosignatures(c.note, await parsePolicy(c.policy));
+        got = `${result.met ? "met" : "not met"}:${result.cosignedBy.join(",")}`;
+      } catch (error) {
+        got = `fail:${error.code || error.message}`;
+      }
+      if (got !== c.expected) out.push(`cosignature ${c.name}: got ${got}, Python says ${c.expected}`);
+    }
     for (const c of v.canonical) {
       const got = canonicalize(JSON.parse(c.json));
       if (toHex(utf8(got)) !== c.canonical_hex) out.push(`canonical ${c.name}: got ${got}`);

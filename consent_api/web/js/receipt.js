@@ -8,6 +8,7 @@
 import { canonicalize } from "./jcs.js";
 import { fromBase64Strict, sha256, toHex, utf8 } from "./bytes.js";
 import { leafHash, verifyInclusion, VerifyError } from "./merkle.js";
+import { checkCosignatures } from "./cosignature.js";
 import { openCheckpoint } from "./note.js";
 
 // The outcome an entry shows, by the kind of the logged event; a decision's is in its data.
@@ -105,7 +106,7 @@ export function checkEntryMatchesEvent(entry, event, subject) {
  * this is. A verified result carries `shown`, the entry as the logged event says it, and
  * `anchor`, only what was checked: the anchored checkpoint's size, root and log id.
  */
-export async function verifyEntry(entry, verifier, subject) {
+export async function verifyEntry(entry, verifier, subject, policy = null) {
   const receipt = entry.receipt;
   if (!receipt) return { status: "pending", reason: "" };
   if (!globalThis.crypto?.subtle) {
@@ -119,6 +120,11 @@ export async function verifyEntry(entry, verifier, subject) {
     }
     const shown = checkEntryMatchesEvent(entry, receipt.event, subject);
     const checkpoint = await openCheckpoint(receipt.checkpoint, verifier, verifier.name);
+    // With a witness policy, the checkpoint must carry the cosignatures it names.
+    const witnessed = policy ? await checkCosignatures(receipt.checkpoint, policy) : null;
+    if (witnessed && !witnessed.met) {
+      throw new VerifyError("witness-quorum", `cosigned by ${witnessed.cosignedBy.join(", ") || "no witness"}`);
+    }
     if (BigInt(receipt.tree_size) !== checkpoint.treeSize) {
       throw new VerifyError("tree-size-mismatch", "the proof is for another tree size than the checkpoint");
     }
@@ -146,6 +152,7 @@ export async function verifyEntry(entry, verifier, subject) {
       reason: "",
       shown,
       anchor: { tree_size: String(checkpoint.treeSize), root_hash: rootHash, log_id: logId },
+      witnesses: witnessed ? witnessed.cosignedBy : null,
     };
   } catch (error) {
     const code = error instanceof VerifyError ? error.code : "receipt-format";

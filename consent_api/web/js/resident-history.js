@@ -5,6 +5,7 @@
 import { attempt, short } from "./common.js";
 import { $, clear, h } from "./dom.js";
 import { formatTime, list, t, term } from "./i18n.js";
+import { parsePolicy } from "./cosignature.js";
 import { loadVerifier } from "./note.js";
 import { verifyEntry } from "./receipt.js";
 import { api, field, granteeWords, institutionName, session, state, subjectQuery } from "./resident-common.js";
@@ -18,6 +19,24 @@ async function logVerifier() {
   if (pinned && pinned !== served) return { verifier: null, text: pinned, changed: true };
   if (!pinned) localStorage.setItem(KEY_PIN, served);
   return { verifier: await loadVerifier(served), text: served, changed: false };
+}
+
+// The witness policy (C2SP tlog-policy) the log publishes, pinned on first use like its key:
+// receipts' checkpoints must then carry the cosignatures it names.
+const POLICY_PIN = "consent-ledger.witness-policy";
+
+async function witnessPolicy() {
+  let text = localStorage.getItem(POLICY_PIN);
+  if (!text) {
+    try {
+      text = await api.text("/v1/log/witness-policy");
+    } catch {
+      return null;
+    }
+    // Pinned only once it names witnesses: a log that has none yet may add them later.
+    if (/^witness[ \t]/m.test(text)) localStorage.setItem(POLICY_PIN, text);
+  }
+  return parsePolicy(text);
 }
 
 function markFor(result) {
@@ -35,6 +54,9 @@ function markFor(result) {
   if (result.status === "verified") {
     // Only what was checked: the size of the signed checkpoint the anchor record names.
     mark.append(h("span", { class: "mark-detail", text: t("resident.mark.anchored", { size: result.anchor.tree_size }) }));
+    if (result.witnesses) {
+      mark.append(h("span", { class: "mark-detail", "data-testid": "witnesses", text: t("resident.mark.witnessed", { names: list(result.witnesses) }) }));
+    }
   }
   if (result.status === "failed") {
     mark.append(
@@ -56,10 +78,10 @@ function reliedWords(relied) {
   );
 }
 
-async function historyItem(entry, key, subject) {
+async function historyItem(entry, key, subject, policy) {
   const result = key.changed
     ? { status: "failed", code: "key-changed", reason: key.text }
-    : await verifyEntry(entry, key.verifier, subject);
+    : await verifyEntry(entry, key.verifier, subject, policy);
   // A verified entry is shown as the hashed event says it; any other only with its mark.
   const shown = result.status === "verified" ? result.shown : entry;
   const outcome = t(`resident.outcome.${OUTCOME_KEYS[shown.decision]}`);
@@ -102,7 +124,9 @@ export async function loadHistory() {
   const key = await attempt(logVerifier);
   if (!key || load !== historyLoads) return;
   $("#log-key").textContent = key.text.split("+").slice(0, 2).join("+");
-  const items = await Promise.all([...entries].reverse().map((e) => historyItem(e, key, subject)));
+  const policy = await witnessPolicy().catch(() => null);
+  if (load !== historyLoads) return;
+  const items = await Promise.all([...entries].reverse().map((e) => historyItem(e, key, subject, policy)));
   if (load !== historyLoads) return;
   clear($("#history-list"), items.length ? items : h("li", { class: "empty", text: t("resident.history.none") }));
   $("#history-list").dataset.loaded = String(load);
