@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +41,8 @@ from .routes import (
 from .routes import lapse as lapse_openings
 from .settings import ApiSettings
 
+logger = logging.getLogger(__name__)
+
 
 def app_from_env() -> FastAPI:
     """The app with settings from the environment (what ``consent-ledger serve`` workers run)."""
@@ -61,9 +64,15 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.pseudonym_key = PseudonymKey.load(settings.ledger.data_dir)
         ledger = Ledger.open(settings.ledger)
         app.state.institutions = InstitutionRegistry.open(ledger.store)
+        # Registered before keys were checked: reported here, their tokens refused (auth).
+        app.state.refused_institutions = app.state.institutions.weak_keys()
+        for institution_id, problem in app.state.refused_institutions.items():
+            logger.error("institution %s: its tokens are refused: %s", institution_id, problem)
         app.state.vault = ResidentVault.open(ledger.store)
         app.state.platform_keys = platform_keys
-        app.state.authenticator = Authenticator(platform_keys, app.state.institutions)
+        app.state.authenticator = Authenticator(
+            platform_keys, app.state.institutions, app.state.vault
+        )
         committer = GroupCommitter(ledger)
         app.state.ledger = ledger
         app.state.committer = committer

@@ -24,6 +24,8 @@ a deactivation counts at once in this process and within a second in other worke
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 import threading
@@ -49,14 +51,22 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from hashing import signature_problem
 from ledger.errors import KeyFileError
 
 from .domain.vocab import InstitutionType
 from .errors import PROBLEM_JSON, ForbiddenError, InvalidTokenError, UnauthorizedError
-from .identity import is_subject
-from .institutions import INSTITUTION_ID_PATTERN, Institution, InstitutionRegistry, thumbprint
+from .identity import ResidentVault, is_subject
+from .institutions import (
+    CACHE_SECONDS,
+    Institution,
+    InstitutionRegistry,
+    is_institution_id,
+    key_problem,
+    thumbprint,
+)
 from .keyfiles import load_or_create_secret
-from .settings import DEFAULT_AUDIENCE, ApiSettings
+from .settings import AUDIENCE_PREFIX, ApiSettings
 
 PLATFORM_KEY_FILE: Final = "platform-token.key"
 ALGORITHM: Final = "EdDSA"
@@ -139,7 +149,7 @@ class PlatformKeys:
         return cls(
             private_key=key,
             issuer=settings.token_issuer,
-            audience=settings.token_audience,
+            audience=settings.token_audience or deployment_audience(key.public_key()),
             default_ttl=settings.token_ttl,
             max_ttl=settings.token_max_ttl,
         )
@@ -179,6 +189,12 @@ class PlatformKeys:
         return f"PlatformKeys(issuer={self.issuer!r}, key_id={self.key_id!r})"
 
 
+def deployment_audience(platform_public_key: Ed25519PublicKey) -> str:
+    """The ``aud`` of a deployment that sets no ``token_audience``: named after its own platform
+    key, so a token made for one deployment is refused by every other."""
+    return f"{AUDIENCE_PREFIX}{thumbprint(platform_public_key)}"
+
+
 def _new_private_pem() -> bytes:
     return Ed25519PrivateKey.generate().private_bytes(
         Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
@@ -200,7 +216,7 @@ def _check_platform_subject(role: Role, subject: str) -> None:
         # A resident is named by pseudonym only: an identifier in a token would be personal data.
         if not is_subject(subject):
             raise ValueError("a resident's subject must be their pseudonymous subject id")
-    elif not re.match(STAFF_ID_PATTERN, subject):
+    elif re.fullmatch(STAFF_ID_PATTERN, subject) is None:
         raise ValueError(f"{subject!r} is not an account id ({STAFF_ID_PATTERN})")
 
 
@@ -222,10 +238,11 @@ def sign_institution_token(
     institution_id: str,
     ttl: int = 60,
     *,
-    audience: str = DEFAULT_AUDIENCE,
+    audience: str,
     now: float | None = None,
 ) -> str:
-    """What an institution does on its side: sign its own short-lived token with its key."""
+    """What an institution does on its side: sign its own short-lived token with its key, for
+    the deployment's ``audience`` (``PlatformKeys.audience``, served as ``/v1/audience``)."""
     if not 0 < ttl <= INSTITUTION_TOKEN_MAX_TTL:
         raise ValueError(f"ttl must be between 1 and {INSTITUTION_TOKEN_MAX_TTL} seconds")
     issued_at = int(time.time() if now is None else now)
@@ -247,11 +264,20 @@ class Authenticator:
     """Turns a bearer token into a Principal, or raises InvalidTokenError (401)."""
 
     def __init__(
-        self, platform: PlatformKeys, institutions: InstitutionRegistry, *, leeway: int = CLOCK_SKEW
+        self,
+        platform: PlatformKeys,
+        institutions: InstitutionRegistry,
+        residents: ResidentVault,
+        *,
+        leeway: int = CLOCK_SKEW,
     ) -> None:
         self.platform = platform
         self.institutions = institutions
+        self.residents = residents
         self.leeway = leeway
+        # Residents known not erased, until (monotonic) when: an erasure counts at once in this
+        # process (``forget_resident``) and within ``CACHE_SECONDS`` in other workers.
+        self._residents_present: dict[str, float] = {}
         self._platform_public = platform.public_key
         self._platform_kid = platform.key_id
         self._verified: dict[bytes, _Verified] = {}
@@ -265,7 +291,7 @@ class Authenticator:
         remembered = self._verified.get(hashlib.sha256(token.encode()).digest())
         if remembered is None:
             return None
-        return self._still_valid(remembered, self.institutions.cached)
+        return self._still_valid(remembered, self.institutions.cached, read=False)
 
     def authenticate(self, token: str) -> Principal:
         if len(token) > MAX_TOKEN_CHARS:
@@ -273,7 +299,7 @@ class Authenticator:
         digest = hashlib.sha256(token.encode()).digest()
         remembered = self._verified.get(digest)
         if remembered is not None:
-            principal = self._still_valid(remembered, self.institutions.get)
+            principal = self._still_valid(remembered, self.institutions.get, read=True)
             if principal is not None:
                 return principal
             with self._verified_lock:
@@ -286,12 +312,38 @@ class Authenticator:
             self._verified[digest] = verified
         return verified.principal
 
+    def forget_resident(self, subject: str) -> None:
+        """``subject`` was just erased: their tokens stop working now."""
+        self._residents_present.pop(subject, None)
+
+    def _resident_present(self, subject: str, *, read: bool) -> bool | None:
+        """Whether ``subject`` is not erased (None: unknown without a read, and ``read`` False)."""
+        until = self._residents_present.get(subject)
+        if until is not None and time.monotonic() < until:
+            return True
+        if not read:
+            return None
+        if self.residents.erasure(subject) is not None:
+            self._residents_present.pop(subject, None)
+            return False
+        if len(self._residents_present) >= VERIFIED_TOKENS:
+            self._residents_present.clear()
+        self._residents_present[subject] = time.monotonic() + CACHE_SECONDS
+        return True
+
     def _still_valid(
-        self, verified: _Verified, institution_of: Callable[[str], Institution | None]
+        self,
+        verified: _Verified,
+        institution_of: Callable[[str], Institution | None],
+        *,
+        read: bool,
     ) -> Principal | None:
         """The principal of a token verified before, if it still holds now (PyJWT's rules)."""
         if verified.expires_at <= time.time() - self.leeway:
             return None
+        if verified.principal.role is Role.RESIDENT:
+            present = self._resident_present(verified.principal.id, read=read)
+            return verified.principal if present else None
         if verified.key_thumbprint is None:
             return verified.principal
         institution = institution_of(verified.principal.id)
@@ -320,7 +372,9 @@ class Authenticator:
         return self._institution_principal(token, header, issuer)
 
     def _platform_principal(self, token: str, header: dict[str, Any]) -> _Verified:
-        if header.get("kid", self._platform_kid) != self._platform_kid:
+        if "kid" not in header:
+            raise InvalidTokenError('a platform token needs "kid", the platform key\'s thumbprint')
+        if header["kid"] != self._platform_kid:
             raise InvalidTokenError("the token names a platform key this service does not hold")
         claims = self._verify(token, self._platform_public, self.platform.issuer, _PLATFORM_CLAIMS)
         if _int_claim(claims, "exp") - _int_claim(claims, "iat") > self.platform.max_ttl:
@@ -330,27 +384,36 @@ class Authenticator:
             _check_platform_subject(role, claims["sub"])
         except (ValueError, TypeError) as exc:
             raise InvalidTokenError(f"the token's role or subject is not valid: {exc}") from exc
+        if role is Role.RESIDENT and not self._resident_present(claims["sub"], read=True):
+            raise InvalidTokenError("this resident was erased: their tokens no longer work")
         return _Verified(Principal(role, claims["sub"]), _int_claim(claims, "exp"), None)
 
     def _institution_principal(self, token: str, header: dict[str, Any], issuer: str) -> _Verified:
         if header.get("kid") != issuer:
             raise InvalidTokenError('an institution token needs "kid" = "iss" = its institution id')
-        institution = (
-            self.institutions.get(issuer) if re.match(INSTITUTION_ID_PATTERN, issuer) else None
-        )
+        institution = self.institutions.get(issuer) if is_institution_id(issuer) else None
         if institution is None:
             raise InvalidTokenError(f"the issuer {issuer!r} is not a registered institution")
+        weak = key_problem(institution.public_key)
+        if weak is not None:  # registered before keys were checked; reported at start-up
+            raise InvalidTokenError(f"institution {issuer}'s registered key is refused: {weak}")
         claims = self._verify(token, institution.public_key, issuer, _INSTITUTION_CLAIMS)
         if claims["sub"] != issuer:
             raise InvalidTokenError('an institution token needs "sub" = "iss"')
         if claims.get("role", Role.INSTITUTION.value) != Role.INSTITUTION.value:
             raise InvalidTokenError("an institution cannot claim another role")
-        horizon = time.time() + INSTITUTION_TOKEN_MAX_TTL + self.leeway
-        expires_at = _int_claim(claims, "exp")
-        if expires_at > horizon:
+        now = time.time()
+        expires_at, issued_at = _int_claim(claims, "exp"), _int_claim(claims, "iat")
+        if expires_at > now + INSTITUTION_TOKEN_MAX_TTL + self.leeway:
             raise InvalidTokenError(
                 f"an institution token may expire at most {INSTITUTION_TOKEN_MAX_TTL} s ahead"
             )
+        if expires_at - issued_at > INSTITUTION_TOKEN_MAX_TTL:
+            raise InvalidTokenError(
+                f"an institution token may live at most {INSTITUTION_TOKEN_MAX_TTL} s (exp - iat)"
+            )
+        if issued_at < now - INSTITUTION_TOKEN_MAX_TTL - self.leeway:
+            raise InvalidTokenError("the token was issued too long ago (a stale iat)")
         # Checked after the signature, so only the institution learns it was deactivated.
         if not institution.active:
             raise InvalidTokenError(f"institution {issuer} is deactivated")
@@ -360,6 +423,7 @@ class Authenticator:
     def _verify(
         self, token: str, key: Ed25519PublicKey, issuer: str, required: list[str]
     ) -> dict[str, Any]:
+        _check_signature_strictly(token)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -383,6 +447,21 @@ class Authenticator:
         except jwt.PyJWTError as exc:
             raise InvalidTokenError(f"the token is not valid: {exc}") from exc
         return claims
+
+
+def _check_signature_strictly(token: str) -> None:
+    """Refuse a signature OpenSSL would accept but strict Ed25519 does not (a small-order or
+    non-canonical R, S >= L), and one not in canonical base64url (its twin texts)."""
+    encoded = token.rpartition(".")[2]
+    try:
+        signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidTokenError("the token's signature is not base64url") from exc
+    if base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii") != encoded:
+        raise InvalidTokenError("the token's signature is not canonical base64url")
+    problem = signature_problem(signature)
+    if problem is not None:
+        raise InvalidTokenError(f"the token's signature is refused: {problem}")
 
 
 def _int_claim(claims: dict[str, Any], name: str) -> int:

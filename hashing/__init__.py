@@ -7,6 +7,7 @@ Hashes are raw bytes throughout; hex and base64 belong at the edges.
 from hashing.canonical import canonical_json
 from hashing.checkpoint import Checkpoint
 from hashing.compact import CompactRange
+from hashing.ed25519 import check_public_key, check_signature, point_problem, signature_problem
 from hashing.errors import (
     CanonicalEncodingError,
     HashingError,
@@ -20,6 +21,7 @@ from hashing.errors import (
     SizeError,
     TreeArgumentError,
     VerificationError,
+    WeakKeyError,
 )
 from hashing.nodes import NodeID, ProofNodes, consistency_nodes, inclusion_nodes, range_nodes
 from hashing.note import NoteSigner, NoteVerifier, open_checkpoint, open_note
@@ -53,7 +55,10 @@ __all__ = [
     "SizeError",
     "TreeArgumentError",
     "VerificationError",
+    "WeakKeyError",
     "canonical_json",
+    "check_public_key",
+    "check_signature",
     "consistency_nodes",
     "consistency_proof",
     "inclusion_nodes",
@@ -63,9 +68,11 @@ __all__ = [
     "node_hash",
     "open_checkpoint",
     "open_note",
+    "point_problem",
     "range_nodes",
     "root_from_consistency_proof",
     "root_from_inclusion_proof",
+    "signature_problem",
     "subtree_root",
     "verify_consistency",
     "verify_inclusion",

@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ledger.batcher import GroupCommitter
 
-from ..auth import AUTH_RESPONSES, PlatformKeys, Role, require_roles
+from ..auth import (
+    AUTH_RESPONSES,
+    Authenticator,
+    PlatformKeys,
+    Role,
+    get_authenticator,
+    require_roles,
+)
 from ..dependencies import (
     get_committer,
     get_institutions,
@@ -294,9 +301,12 @@ def erase_resident(
     vault: Annotated[ResidentVault, Depends(get_vault)],
     committer: Annotated[GroupCommitter, Depends(get_committer)],
     records: Annotated[Records, Depends(get_records)],
+    authenticator: Annotated[Authenticator, Depends(get_authenticator)],
 ) -> ErasureOut:
-    """Erase a resident's personal data by deleting their key; logs ``subject.erased``."""
+    """Erase a resident's personal data by deleting their key; logs ``subject.erased``. Their
+    tokens stop working at once."""
     erasure, erased_now = vault.erase(subject)
+    authenticator.forget_resident(subject)
     forget_lapse_dates(records, subject)  # also on a retry: it is idempotent
     if not erased_now and erasure.leaf_index is not None:
         raise ErasedError(f"resident {subject} was already erased", leaf_index=erasure.leaf_index)
