@@ -85,7 +85,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         records.catch_up(ledger)  # leaves logged but not projected before a crash
         app.state.records = records
         locks = SubjectLocks(ledger.store)
-        app.state.consents = ConsentService(records, committer, vault, locks, lapse)
+        app.state.consents = ConsentService(
+            records, committer, vault, locks, lapse, app.state.institutions
+        )
         app.state.access = AccessService.open(
             ledger.store,
             committer,

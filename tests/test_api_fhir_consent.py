@@ -16,7 +16,7 @@ from consent_api.app import create_app
 from consent_api.domain.decide import AccessRequest, decide
 from consent_api.domain.fhir import consent_from_fhir
 from consent_api.domain.vocab import Category, InstitutionType, Purpose
-from tests.api_helpers import api_settings, leaves, register_resident, resident, state
+from tests.api_helpers import Institution, api_settings, leaves, register_resident, resident, state
 from tests.paths import FHIR
 
 EXAMPLES = sorted((FHIR / "consent").glob("Consent-*.json"))
@@ -26,6 +26,7 @@ IMPORTED = {"Consent-consent-example-Out.json", "Consent-consent-example-notOrg.
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     with TestClient(create_app(api_settings(tmp_path))) as test_client:
+        Institution(test_client, "f001")  # the Organization the examples name
         yield test_client
 
 

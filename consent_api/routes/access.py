@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from ..access import AccessService, Clock, Event, get_clock
 from ..auth import AUTH_RESPONSES, Principal, Role, require_roles
 from ..domain.vocab import Category, InstitutionType, Purpose
-from ..errors import PROBLEM_JSON, ForbiddenError
+from ..errors import PROBLEM_JSON, ForbiddenError, UnprocessableError
 from ..grants import GRANT_TOKEN_PATTERN
 from ..identity import SUBJECT_PATTERN, Subject
 from ..institutions import INSTITUTION_ID_PATTERN
@@ -255,6 +255,12 @@ async def redeem_grant(
     body: RedeemIn, principal: Institution, service: Service, clock: Now
 ) -> ReleaseOut:
     """The holder redeems a grant before releasing data; success is the logged release."""
+    # A refusal is logged with the requester named: an unregistered one is refused unlogged.
+    known = service.institutions.cached(body.requester) or await run_in_threadpool(
+        service.institutions.get, body.requester
+    )
+    if known is None:
+        raise UnprocessableError(f"no institution {body.requester} is registered")
     released = await run_in_threadpool(
         redeem,
         service,
