@@ -32,6 +32,7 @@ from .routes import (
     audit_fhir,
     breakglass,
     consents,
+    docs,
     fhir_consent,
     health,
     history,
@@ -123,6 +124,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Residents authorize, hospitals request, every decision is logged and anchored.",
         lifespan=lifespan,
+        # FastAPI's own pages load unpinned CDN scripts with no CSP: see routes.docs instead.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     install_problem_handlers(app)
@@ -139,5 +144,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(audit_fhir.router)
     app.include_router(lapse_openings.router)
     app.include_router(web.router)  # the apps' pages, and the small API only they need
+    if settings.api_docs:
+        app.include_router(docs.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -46,6 +46,10 @@ class ApiSettings(BaseSettings):
     breakglass_justify_within: int = Field(
         default=86_400, gt=0, description="A break-glass access must be justified within, seconds."
     )
+    api_docs: bool = Field(
+        default=False,
+        description="Serve the API reference at /docs (Swagger UI from a pinned package).",
+    )
     audit_report: Path | None = Field(
         default=None, description="The auditor's JSON report (auditor --json), for regulators."
     )
