@@ -1,18 +1,26 @@
 """Who is calling: bearer tokens, the principals they name, and the role checks routes depend on.
 
-Two kinds of token, both JWTs signed with EdDSA (Ed25519), both with ``aud`` = the service's
-``token_audience``, both checked with 30 s of clock skew:
+Two kinds of token (issued as ``tokens`` says), both JWTs signed with EdDSA (Ed25519), both with
+``aud`` = the deployment's audience (``PlatformKeys.audience``: ``token_audience``, or one
+derived from the platform key), both checked with 30 s of clock skew:
 
 * Platform tokens, for residents, regulators and admins, signed with the platform key kept in
-  ``<data_dir>/platform-token.key``. Header ``kid`` = the RFC 7638 thumbprint of that key;
-  claims ``iss`` (``token_issuer``), ``sub``, ``role``, ``aud``, ``iat``, ``exp``, ``jti``. A
-  resident's ``sub`` is their pseudonymous subject id, never an identifier of the person.
+  ``<data_dir>/platform-token.key``. Header ``kid`` (required) = the RFC 7638 thumbprint of that
+  key; claims ``iss`` (``token_issuer``), ``sub``, ``role``, ``aud``, ``iat``, ``exp``, ``jti``.
+  A resident's ``sub`` is their pseudonymous subject id, never an identifier of the person; an
+  erased resident's tokens are refused (at once in this process, within ``CACHE_SECONDS`` in
+  other workers). A staff ``sub`` must match ``STAFF_ID_PATTERN`` as a whole string.
 * Institution tokens, signed by an institution with its own key, registered by an admin.
   Header ``kid`` = the institution id; claims ``iss`` = ``sub`` = the institution id, ``aud``,
-  ``iat``, ``exp`` at most five minutes ahead. A deactivated institution's tokens are refused.
+  ``iat``, ``exp``, with ``exp`` - ``iat`` at most 300 s and ``exp`` at most 300 s ahead (so a
+  token issued long ago has expired). A deactivated institution's tokens are refused, and so are
+  those of one whose registered key is of small order (an older registration; reported at
+  start-up).
 
-The issuer selects the key, and the key always comes from the platform's own key file or the
-institution registry, never from the token.
+Signatures are verified strictly: before PyJWT (OpenSSL) verifies one, its R and S pass
+``hashing.ed25519`` (no small-order R, S < L) and its base64url must be canonical; registered
+keys were checked the same way. The issuer selects the key, and the key always comes from the
+platform's own key file or the institution registry, never from the token.
 
 A client sends the same token with every request until it expires, so a token that verified is
 remembered (by its SHA-256, up to ``VERIFIED_TOKENS`` of them) and not verified again: its
@@ -27,72 +35,53 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated, Any, Final
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    load_pem_private_key,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from hashing import signature_problem
-from ledger.errors import KeyFileError
 
 from .domain.vocab import InstitutionType
 from .errors import PROBLEM_JSON, ForbiddenError, InvalidTokenError, UnauthorizedError
-from .identity import ResidentVault, is_subject
+from .identity import ResidentVault
 from .institutions import (
     CACHE_SECONDS,
     Institution,
     InstitutionRegistry,
     is_institution_id,
     key_problem,
-    thumbprint,
 )
-from .keyfiles import load_or_create_secret
-from .settings import AUDIENCE_PREFIX, ApiSettings
 
-PLATFORM_KEY_FILE: Final = "platform-token.key"
-ALGORITHM: Final = "EdDSA"
+# What is issued lives in ``tokens``; these names are imported from here by routes and tests.
+from .tokens import ALGORITHM as ALGORITHM
+from .tokens import INSTITUTION_TOKEN_MAX_TTL as INSTITUTION_TOKEN_MAX_TTL
+from .tokens import PLATFORM_KEY_FILE as PLATFORM_KEY_FILE
+from .tokens import PLATFORM_ROLES as PLATFORM_ROLES
+from .tokens import STAFF_ID_PATTERN as STAFF_ID_PATTERN
+from .tokens import IssuedToken as IssuedToken
+from .tokens import PlatformKeys as PlatformKeys
+from .tokens import Role as Role
+from .tokens import check_platform_subject, names, platform_role
+from .tokens import deployment_audience as deployment_audience
+from .tokens import issue_token as issue_token
+from .tokens import sign_institution_token as sign_institution_token
+
 CLOCK_SKEW: Final = 30
 """Seconds of disagreement between clocks tolerated on ``iat``, ``nbf`` and ``exp``."""
-INSTITUTION_TOKEN_MAX_TTL: Final = 300
-"""An institution's token may expire at most this many seconds ahead."""
 MAX_TOKEN_CHARS: Final = 4096
 VERIFIED_TOKENS: Final = 4096
 """How many verified tokens an Authenticator remembers (the oldest is forgotten first)."""
-STAFF_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
-"""The ``sub`` of a regulator or admin token."""
 
 _PLATFORM_CLAIMS: Final = ["iss", "sub", "role", "aud", "iat", "exp", "jti"]
 _INSTITUTION_CLAIMS: Final = ["iss", "sub", "aud", "iat", "exp"]
-
-
-class Role(StrEnum):
-    RESIDENT = "resident"
-    INSTITUTION = "institution"
-    REGULATOR = "regulator"
-    ADMIN = "admin"
-
-
-PLATFORM_ROLES: Final = frozenset({Role.RESIDENT, Role.REGULATOR, Role.ADMIN})
-"""The roles whose tokens the platform issues; institutions sign their own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,148 +102,6 @@ class _Verified:
     expires_at: int
     key_thumbprint: str | None
     """For an institution's token, the key it verified with; None for platform tokens."""
-
-
-# -- platform tokens -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedToken:
-    token: str
-    token_id: str
-    expires_at: int
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class PlatformKeys:
-    """The platform's token-signing key and the rules its tokens follow."""
-
-    private_key: Ed25519PrivateKey
-    issuer: str
-    audience: str
-    default_ttl: int
-    max_ttl: int
-
-    @classmethod
-    def load(cls, settings: ApiSettings) -> PlatformKeys:
-        """Load ``<data_dir>/platform-token.key`` (PKCS#8 PEM), creating it on first use (0600)."""
-        path = settings.ledger.data_dir / PLATFORM_KEY_FILE
-        pem = load_or_create_secret(path, _new_private_pem)
-        try:
-            key = load_pem_private_key(pem, password=None)
-        except (ValueError, TypeError) as exc:
-            raise KeyFileError(f"{path} does not hold an unencrypted PEM private key") from exc
-        if not isinstance(key, Ed25519PrivateKey):
-            raise KeyFileError(f"{path} does not hold an Ed25519 key")
-        return cls(
-            private_key=key,
-            issuer=settings.token_issuer,
-            audience=settings.token_audience or deployment_audience(key.public_key()),
-            default_ttl=settings.token_ttl,
-            max_ttl=settings.token_max_ttl,
-        )
-
-    @property
-    def public_key(self) -> Ed25519PublicKey:
-        return self.private_key.public_key()
-
-    @property
-    def key_id(self) -> str:
-        return thumbprint(self.public_key)
-
-    def issue(
-        self, role: Role | str, subject: str, ttl: int | None = None, *, now: float | None = None
-    ) -> IssuedToken:
-        """A signed platform token for ``subject`` in ``role``; ValueError for a bad request."""
-        role = _platform_role(role)
-        _check_platform_subject(role, subject)
-        ttl = self.default_ttl if ttl is None else ttl
-        if not 0 < ttl <= self.max_ttl:
-            raise ValueError(f"ttl must be between 1 and {self.max_ttl} seconds")
-        issued_at = int(time.time() if now is None else now)
-        token_id = uuid.uuid4().hex
-        claims = {
-            "iss": self.issuer,
-            "sub": subject,
-            "role": role.value,
-            "aud": self.audience,
-            "iat": issued_at,
-            "exp": issued_at + ttl,
-            "jti": token_id,
-        }
-        token = jwt.encode(claims, self.private_key, ALGORITHM, headers={"kid": self.key_id})
-        return IssuedToken(token, token_id, issued_at + ttl)
-
-    def __repr__(self) -> str:
-        return f"PlatformKeys(issuer={self.issuer!r}, key_id={self.key_id!r})"
-
-
-def deployment_audience(platform_public_key: Ed25519PublicKey) -> str:
-    """The ``aud`` of a deployment that sets no ``token_audience``: named after its own platform
-    key, so a token made for one deployment is refused by every other."""
-    return f"{AUDIENCE_PREFIX}{thumbprint(platform_public_key)}"
-
-
-def _new_private_pem() -> bytes:
-    return Ed25519PrivateKey.generate().private_bytes(
-        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
-    )
-
-
-def _platform_role(role: Role | str) -> Role:
-    try:
-        parsed = Role(role)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed not in PLATFORM_ROLES:
-        raise ValueError(f"the platform issues tokens only for {_names(PLATFORM_ROLES)}")
-    return parsed
-
-
-def _check_platform_subject(role: Role, subject: str) -> None:
-    if role is Role.RESIDENT:
-        # A resident is named by pseudonym only: an identifier in a token would be personal data.
-        if not is_subject(subject):
-            raise ValueError("a resident's subject must be their pseudonymous subject id")
-    elif re.fullmatch(STAFF_ID_PATTERN, subject) is None:
-        raise ValueError(f"{subject!r} is not an account id ({STAFF_ID_PATTERN})")
-
-
-def issue_token(
-    keys: ApiSettings | PlatformKeys,
-    role: Role | str,
-    subject: str,
-    ttl: int | None = None,
-    *,
-    now: float | None = None,
-) -> str:
-    """A platform token (for tests, the demo and the CLI); settings load the key file."""
-    platform = PlatformKeys.load(keys) if isinstance(keys, ApiSettings) else keys
-    return platform.issue(role, subject, ttl, now=now).token
-
-
-def sign_institution_token(
-    private_key: Ed25519PrivateKey,
-    institution_id: str,
-    ttl: int = 60,
-    *,
-    audience: str,
-    now: float | None = None,
-) -> str:
-    """What an institution does on its side: sign its own short-lived token with its key, for
-    the deployment's ``audience`` (``PlatformKeys.audience``, served as ``/v1/audience``)."""
-    if not 0 < ttl <= INSTITUTION_TOKEN_MAX_TTL:
-        raise ValueError(f"ttl must be between 1 and {INSTITUTION_TOKEN_MAX_TTL} seconds")
-    issued_at = int(time.time() if now is None else now)
-    claims = {
-        "iss": institution_id,
-        "sub": institution_id,
-        "aud": audience,
-        "iat": issued_at,
-        "exp": issued_at + ttl,
-        "jti": uuid.uuid4().hex,
-    }
-    return jwt.encode(claims, private_key, ALGORITHM, headers={"kid": institution_id})
 
 
 # -- verification ----------------------------------------------------------------------------
@@ -380,8 +227,8 @@ class Authenticator:
         if _int_claim(claims, "exp") - _int_claim(claims, "iat") > self.platform.max_ttl:
             raise InvalidTokenError(f"the token lives longer than {self.platform.max_ttl} s")
         try:
-            role = _platform_role(claims["role"])
-            _check_platform_subject(role, claims["sub"])
+            role = platform_role(claims["role"])
+            check_platform_subject(role, claims["sub"])
         except (ValueError, TypeError) as exc:
             raise InvalidTokenError(f"the token's role or subject is not valid: {exc}") from exc
         if role is Role.RESIDENT and not self._resident_present(claims["sub"], read=True):
@@ -412,8 +259,6 @@ class Authenticator:
             raise InvalidTokenError(
                 f"an institution token may live at most {INSTITUTION_TOKEN_MAX_TTL} s (exp - iat)"
             )
-        if issued_at < now - INSTITUTION_TOKEN_MAX_TTL - self.leeway:
-            raise InvalidTokenError("the token was issued too long ago (a stale iat)")
         # Checked after the signature, so only the institution learns it was deactivated.
         if not institution.active:
             raise InvalidTokenError(f"institution {issuer} is deactivated")
@@ -469,10 +314,6 @@ def _int_claim(claims: dict[str, Any], name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidTokenError(f'the "{name}" claim must be an integer')
     return value
-
-
-def _names(roles: frozenset[Role]) -> str:
-    return ", ".join(sorted(role.value for role in roles))
 
 
 # -- FastAPI dependencies --------------------------------------------------------------------
@@ -531,7 +372,7 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 
     async def check_role(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in allowed:
-            raise ForbiddenError(f"this needs the role {_names(allowed)}, not {principal.role}")
+            raise ForbiddenError(f"this needs the role {names(allowed)}, not {principal.role}")
         return principal
 
     return check_role
