@@ -3,16 +3,19 @@
 OpenSSL (under ``cryptography``) verifies RFC 8032 signatures but accepts a public key of small
 order: with the identity point as key (``01 00..00``, or ``00..00``), a signature whose R is
 that point and whose S is 0 verifies for every message, with no private key at all. It also
-accepts keys and R values in non-canonical encodings. So everything here that verifies a
-signature someone else made first passes the key and the signature through these functions:
+accepts keys in non-canonical encodings (the identity as y = p + 1, or with the sign bit set),
+under which the same forgery verifies. So everything here that verifies a signature someone
+else made first passes the key and the signature through these functions:
 
-* a public key (and a signature's R) must be the canonical encoding of a point on the curve
-  (y < p, no "negative zero" x) and must not have small order (its 8-multiple is not the
-  identity): that refuses all eight small-order points in every encoding;
+* a public key (and a signature's R) must encode y < p and must not have small order: its y
+  is none of the five y values of the eight small-order points, which refuses those points in
+  every encoding, canonical or not (a "negative zero" x exists only for two of them); a public
+  key must also be a point on the curve;
 * a signature's S must be below the group order L (no S + L twin of a valid signature).
 
-Pure integer arithmetic over GF(2^255 - 19); only three point doublings per check, so it costs
-far less than the signature verification it guards.
+Pure integer arithmetic over GF(2^255 - 19): a signature's check is a comparison and a set
+look-up; a key's adds one modular exponentiation (Euler's criterion). The tests hold the
+small-order test to a reference that multiplies each point by 8.
 """
 
 from __future__ import annotations
@@ -26,36 +29,40 @@ P: Final = 2**255 - 19
 L: Final = 2**252 + 27742317777372353535851937790883648493
 """The order of the prime-order subgroup (and the bound on a signature's S)."""
 _D: Final = (-121665 * pow(121666, -1, P)) % P
-_SQRT_M1: Final = pow(2, (P - 1) // 4, P)
 POINT_SIZE: Final = 32
 SIGNATURE_SIZE: Final = 64
 
-_Point = tuple[int, int]
-_IDENTITY: Final[_Point] = (0, 1)
+SMALL_ORDER_Y: Final = frozenset(
+    {
+        0,  # (+-sqrt(-1), 0): order 4
+        1,  # the identity: order 1
+        P - 1,  # (0, -1): order 2
+        # The two y of the four points of order 8 (libsodium's blocklist has them too).
+        0x05FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826,
+        0x7A03AC9277FDC74EC6CC392CFA53202A0F67100D760B3CBA4FD84D3D706A17C7,
+    }
+)
+"""The y of every point of small order: small order iff its y is one of these (y < p)."""
 
 
-def point_problem(encoded: bytes) -> str | None:
+def point_problem(encoded: bytes, *, on_curve: bool = True) -> str | None:
     """Why ``encoded`` is not a strict Ed25519 point (a public key or a signature's R), or None.
 
-    Refused: a length other than 32, y >= p, x = 0 with the sign bit set, no point with that y,
-    and any point of small order (order 1, 2, 4 or 8).
+    Refused: a length other than 32, y >= p, any point of small order (order 1, 2, 4 or 8,
+    in either sign: ``SMALL_ORDER_Y``), and, when ``on_curve``, a y no point has. A signature's
+    R is checked with ``on_curve`` False: an R off the curve never verifies anyway, since the
+    verifier compares R's bytes with the canonical encoding of a point it computes.
     """
     if len(encoded) != POINT_SIZE:
         return f"a point has 32 bytes, not {len(encoded)}"
     value = int.from_bytes(encoded, "little")
-    sign, y = value >> 255, value & ((1 << 255) - 1)
+    y = value & ((1 << 255) - 1)
     if y >= P:
         return "the point's y is not reduced modulo p (a non-canonical encoding)"
-    x = _recover_x(y, sign)
-    if x is None:
-        return "the encoding is not a point on the curve"
-    if x == 0 and sign:
-        return "the point's x is 0 with the sign bit set (a non-canonical encoding)"
-    point = (x, y)
-    for _ in range(3):
-        point = _add(point, point)
-    if point == _IDENTITY:
+    if y in SMALL_ORDER_Y:
         return "the point has small order (it signs for anyone)"
+    if on_curve and not _on_curve(y):
+        return "the encoding is not a point on the curve"
     return None
 
 
@@ -70,7 +77,7 @@ def signature_problem(signature: bytes) -> str | None:
     """Why ``signature`` is not strictly encoded (R a strict point, S < L), or None."""
     if len(signature) != SIGNATURE_SIZE:
         return f"an Ed25519 signature has 64 bytes, not {len(signature)}"
-    r_problem = point_problem(signature[:POINT_SIZE])
+    r_problem = point_problem(signature[:POINT_SIZE], on_curve=False)
     if r_problem is not None:
         return f"its R is refused: {r_problem}"
     if int.from_bytes(signature[POINT_SIZE:], "little") >= L:
@@ -85,27 +92,8 @@ def check_signature(signature: bytes) -> None:
         raise SignatureError(f"refused Ed25519 signature: {problem}")
 
 
-def _recover_x(y: int, sign: int) -> int | None:
-    """The x of the point with ``y`` and x's low bit ``sign`` (RFC 8032, 5.1.3), or None."""
-    u = (y * y - 1) % P
-    v = (_D * y * y + 1) % P
-    x2 = u * pow(v, -1, P) % P
-    if x2 == 0:
-        return 0
-    x = pow(x2, (P + 3) // 8, P)
-    if (x * x - x2) % P != 0:
-        x = x * _SQRT_M1 % P
-    if (x * x - x2) % P != 0:
-        return None
-    if x & 1 != sign:
-        x = P - x
-    return x
-
-
-def _add(a: _Point, b: _Point) -> _Point:
-    """Twisted Edwards addition (a = -1), complete since d is not a square."""
-    (x1, y1), (x2, y2) = a, b
-    t = _D * x1 * x2 * y1 * y2 % P
-    x3 = (x1 * y2 + x2 * y1) * pow(1 + t, -1, P) % P
-    y3 = (y1 * y2 + x1 * x2) * pow(1 - t, -1, P) % P
-    return x3, y3
+def _on_curve(y: int) -> bool:
+    """Whether some x has (x, y) on the curve: x^2 = (y^2 - 1) / (d y^2 + 1) has a root mod p
+    (Euler's criterion). x = 0 happens only for y = 1 or p - 1, both of small order."""
+    x2 = (y * y - 1) * pow(_D * y * y + 1, -1, P) % P
+    return x2 == 0 or pow(x2, (P - 1) // 2, P) == 1

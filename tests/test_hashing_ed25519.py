@@ -22,6 +22,7 @@ from hashing import (
     open_checkpoint,
 )
 from hashing.ed25519 import (
+    SMALL_ORDER_Y,
     L,
     P,
     WeakKeyError,
@@ -73,8 +74,66 @@ GOOD_KEY = Ed25519PrivateKey.generate()
 GOOD_RAW = _raw(GOOD_KEY.public_key())
 
 
+# -- a naive reference: decode the point (RFC 8032, 5.1.3) and multiply it by 8 -------------
+
+_D = (-121665 * pow(121666, -1, P)) % P
+
+
+def reference_decode(encoded: bytes) -> tuple[int, int] | None:
+    """The point ``encoded`` names if it is a canonical encoding of one, else None."""
+    value = int.from_bytes(encoded, "little")
+    sign, y = value >> 255, value & ((1 << 255) - 1)
+    if y >= P:
+        return None
+    x2 = (y * y - 1) * pow(_D * y * y + 1, -1, P) % P
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P:
+        x = x * pow(2, (P - 1) // 4, P) % P
+    if (x * x - x2) % P:
+        return None
+    if x == 0 and sign:
+        return None
+    return (P - x if x & 1 != sign else x), y
+
+
+def reference_times_8_is_identity(point: tuple[int, int]) -> bool:
+    for _ in range(3):
+        (x1, y1) = point
+        t = _D * x1 * x1 * y1 * y1 % P
+        point = (2 * x1 * y1 * pow(1 + t, -1, P) % P, (y1 * y1 + x1 * x1) * pow(1 - t, -1, P) % P)
+    return point == (0, 1)
+
+
+def reference_is_strict_key(encoded: bytes) -> bool:
+    point = reference_decode(encoded)
+    return point is not None and not reference_times_8_is_identity(point)
+
+
 def test_the_table_holds_eight_distinct_small_order_points() -> None:
     assert len(set(SMALL_ORDER_CANONICAL.values())) == 8
+    for name, encoded in SMALL_ORDER_CANONICAL.items():
+        point = reference_decode(encoded)
+        assert point is not None, name
+        assert reference_times_8_is_identity(point), name
+    assert {
+        int.from_bytes(e, "little") & ((1 << 255) - 1) for e in SMALL_ORDER_CANONICAL.values()
+    } == SMALL_ORDER_Y
+
+
+@pytest.mark.parametrize("seed", range(64))
+def test_the_key_check_agrees_with_the_reference(seed: int) -> None:
+    """Generated keys, their small-order twins (key + a torsion point has large order still),
+    each y < 64 in both signs, and the table: strict exactly when the reference says so."""
+    candidates = [
+        _enc(seed),
+        _enc(seed, 1),
+        _enc(P - seed),
+        _raw(Ed25519PrivateKey.generate().public_key()),
+        *SMALL_ORDER_CANONICAL.values(),
+        *SMALL_ORDER_NON_CANONICAL.values(),
+    ]
+    for encoded in candidates:
+        assert (point_problem(encoded) is None) == reference_is_strict_key(encoded), encoded.hex()
 
 
 def test_openssl_alone_accepts_a_forgery_under_the_identity_key() -> None:
@@ -124,7 +183,8 @@ BAD_SIGNATURES = {
     "S = L": lambda s: s[:32] + L.to_bytes(32, "little"),
     "S = 2^256 - 1": lambda s: s[:32] + b"\xff" * 32,
     "R the identity": lambda s: _enc(1) + s[32:],
-    "R not on the curve": lambda s: _enc(2) + s[32:],
+    "R of order 8": lambda s: _enc(_Y8A, 1) + s[32:],
+    "R as y = p + 1": lambda s: _enc(P + 1) + s[32:],
     "truncated": lambda s: s[:63],
     "extended": lambda s: s + b"\x00",
 }
