@@ -135,6 +135,8 @@ def test_a_weak_key_registered_before_is_reported_and_its_tokens_refused(
         response = _whoami(client, forged)
         assert response.status_code == 401, response.text
         assert "key is refused" in response.json()["detail"]
+        listed = client.get("/v1/admin/institutions", headers=admin(client)).json()
+        assert [(i["id"], i["key_refused"] is not None) for i in listed] == [("mallory", True)]
 
 
 def test_malleated_and_small_order_r_signatures_are_refused(client: TestClient) -> None:

@@ -55,6 +55,7 @@ from ..institutions import (
     Institution,
     InstitutionRegistry,
     jwk_of,
+    key_problem,
     public_key_from_jwk,
     public_key_from_pem,
 )
@@ -125,6 +126,10 @@ class InstitutionOut(BaseModel):
     active: bool
     registered_at: datetime
     deactivated_at: datetime | None
+    key_refused: str | None = Field(
+        default=None,
+        description="Why the registered key verifies no token (small order), if it does not.",
+    )
 
     @classmethod
     def of(cls, institution: Institution) -> InstitutionOut:
@@ -137,6 +142,7 @@ class InstitutionOut(BaseModel):
             active=institution.active,
             registered_at=institution.registered_at,
             deactivated_at=institution.deactivated_at,
+            key_refused=key_problem(institution.public_key),
         )
 
 
