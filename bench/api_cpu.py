@@ -58,7 +58,8 @@ async def _setup(
             token = platform.issue(Role.RESIDENT, subject).token
             headers = {"Authorization": f"Bearer {token}"}
             assert (await client.post("/v1/consents", json=CONSENT, headers=headers)).is_success
-    return sign_institution_token(keys[REQUESTER], REQUESTER, ttl=300), subjects
+    token = sign_institution_token(keys[REQUESTER], REQUESTER, ttl=300, audience=platform.audience)
+    return token, subjects
 
 
 async def _drive(

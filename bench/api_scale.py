@@ -263,7 +263,10 @@ def decisions(
             script = Path(tmp) / "decide.lua"
             out_path = Path(tmp) / "answers.txt"
             bodies = ",\n".join(f"[==[{body}]==]" for body in request_bodies(parties))
-            token = sign_institution_token(parties.requester_key, REQUESTER, ttl=300)
+            audience = httpx.get(url + "/v1/audience").json()["audience"]
+            token = sign_institution_token(
+                parties.requester_key, REQUESTER, ttl=300, audience=audience
+            )
             script.write_text(LUA.format(bodies=bodies, token=token, out_path=out_path))
             with httpx.Client(base_url=url, timeout=60) as client:
                 before = settled_tree_size(client, quiet=0.2)

@@ -111,7 +111,9 @@ def run(*, history: int, seconds: float, width: int) -> dict[str, Any]:
             platform = PlatformKeys.load(ApiSettings(ledger=LedgerSettings(data_dir=data_dir)))
             flooder, reader = sorted(parties.consenting)[:2]
             others = [s for s in parties.subjects if s != flooder]
-            requester = sign_institution_token(parties.requester_key, REQUESTER)
+            requester = sign_institution_token(
+                parties.requester_key, REQUESTER, audience=platform.audience
+            )
             body = {"holder": HOLDER, "categories": ["lab-results"], "purpose": "treatment"}
             with httpx.Client(base_url=url, timeout=120) as client:
                 for _ in range(history):

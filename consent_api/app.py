@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,7 @@ from .routes import (
     audit_fhir,
     breakglass,
     consents,
+    docs,
     fhir_consent,
     fhir_metadata,
     health,
@@ -43,6 +45,8 @@ from .routes import (
 from .routes import lapse as lapse_openings
 from .settings import ApiSettings
 from .throttle import CallerGate, CallerLimiter, Pools, limit_caller
+
+logger = logging.getLogger(__name__)
 
 
 def app_from_env() -> FastAPI:
@@ -65,9 +69,15 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.pseudonym_key = PseudonymKey.load(settings.ledger.data_dir)
         ledger = Ledger.open(settings.ledger)
         app.state.institutions = InstitutionRegistry.open(ledger.store)
+        # Registered before keys were checked: reported here, their tokens refused (auth).
+        app.state.refused_institutions = app.state.institutions.weak_keys()
+        for institution_id, problem in app.state.refused_institutions.items():
+            logger.error("institution %s: its tokens are refused: %s", institution_id, problem)
         app.state.vault = ResidentVault.open(ledger.store)
         app.state.platform_keys = platform_keys
-        app.state.authenticator = Authenticator(platform_keys, app.state.institutions)
+        app.state.authenticator = Authenticator(
+            platform_keys, app.state.institutions, app.state.vault
+        )
         app.state.pools = Pools.of(settings)
         app.state.caller_limiter = CallerLimiter.of(settings)
         committer = GroupCommitter(ledger)
@@ -86,7 +96,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         records.catch_up(ledger)  # leaves logged but not projected before a crash
         app.state.records = records
         locks = SubjectLocks(ledger.store)
-        app.state.consents = ConsentService(records, committer, vault, locks, lapse)
+        app.state.consents = ConsentService(
+            records, committer, vault, locks, lapse, app.state.institutions
+        )
         app.state.access = AccessService.open(
             ledger.store,
             committer,
@@ -133,6 +145,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         summary="Residents authorize, hospitals request, every decision is logged and anchored.",
         lifespan=lifespan,
         dependencies=[Depends(limit_caller)],  # every request counts against its caller
+        # FastAPI's own pages load unpinned CDN scripts with no CSP: see routes.docs instead.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     install_problem_handlers(app)
@@ -150,6 +166,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(fhir_metadata.router)
     app.include_router(lapse_openings.router)
     app.include_router(web.router)  # the apps' pages, and the small API only they need
+    if settings.api_docs:
+        app.include_router(docs.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CallerGate)  # outermost: a caller over its limits is refused first
     return app

@@ -1,18 +1,26 @@
 """Who is calling: bearer tokens, the principals they name, and the role checks routes depend on.
 
-Two kinds of token, both JWTs signed with EdDSA (Ed25519), both with ``aud`` = the service's
-``token_audience``, both checked with 30 s of clock skew:
+Two kinds of token (issued as ``tokens`` says), both JWTs signed with EdDSA (Ed25519), both with
+``aud`` = the deployment's audience (``PlatformKeys.audience``: ``token_audience``, or one
+derived from the platform key), both checked with 30 s of clock skew:
 
 * Platform tokens, for residents, regulators and admins, signed with the platform key kept in
-  ``<data_dir>/platform-token.key``. Header ``kid`` = the RFC 7638 thumbprint of that key;
-  claims ``iss`` (``token_issuer``), ``sub``, ``role``, ``aud``, ``iat``, ``exp``, ``jti``. A
-  resident's ``sub`` is their pseudonymous subject id, never an identifier of the person.
+  ``<data_dir>/platform-token.key``. Header ``kid`` (required) = the RFC 7638 thumbprint of that
+  key; claims ``iss`` (``token_issuer``), ``sub``, ``role``, ``aud``, ``iat``, ``exp``, ``jti``.
+  A resident's ``sub`` is their pseudonymous subject id, never an identifier of the person; an
+  erased resident's tokens are refused (at once in this process, within ``CACHE_SECONDS`` in
+  other workers). A staff ``sub`` must match ``STAFF_ID_PATTERN`` as a whole string.
 * Institution tokens, signed by an institution with its own key, registered by an admin.
   Header ``kid`` = the institution id; claims ``iss`` = ``sub`` = the institution id, ``aud``,
-  ``iat``, ``exp`` at most five minutes ahead. A deactivated institution's tokens are refused.
+  ``iat``, ``exp``, with ``exp`` - ``iat`` at most 300 s and ``exp`` at most 300 s ahead (so a
+  token issued long ago has expired). A deactivated institution's tokens are refused, and so are
+  those of one whose registered key is of small order (an older registration; reported at
+  start-up).
 
-The issuer selects the key, and the key always comes from the platform's own key file or the
-institution registry, never from the token.
+Signatures are verified strictly: before PyJWT (OpenSSL) verifies one, its R and S pass
+``hashing.ed25519`` (no small-order R, S < L) and its base64url must be canonical; registered
+keys were checked the same way. The issuer selects the key, and the key always comes from the
+platform's own key file or the institution registry, never from the token.
 
 A client sends the same token with every request until it expires, so a token that verified is
 remembered (by its SHA-256, up to ``VERIFIED_TOKENS`` of them) and not verified again: its
@@ -24,65 +32,55 @@ a deactivation counts at once in this process and within a second in other worke
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
-import re
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated, Any, Final
 
 import anyio
 import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    load_pem_private_key,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ledger.errors import KeyFileError
+from hashing import signature_problem
 
-from .domain.vocab import InstitutionType
+from .domain.vocab import InstitutionType, is_institution_id
 from .errors import PROBLEM_JSON, ForbiddenError, InvalidTokenError, UnauthorizedError
-from .identity import is_subject
-from .institutions import INSTITUTION_ID_PATTERN, Institution, InstitutionRegistry, thumbprint
-from .keyfiles import load_or_create_secret
-from .settings import DEFAULT_AUDIENCE, ApiSettings
+from .identity import ResidentVault
+from .institutions import (
+    CACHE_SECONDS,
+    Institution,
+    InstitutionRegistry,
+    key_problem,
+)
 
-PLATFORM_KEY_FILE: Final = "platform-token.key"
-ALGORITHM: Final = "EdDSA"
+# What is issued lives in ``tokens``; these names are imported from here by routes and tests.
+from .tokens import ALGORITHM as ALGORITHM
+from .tokens import INSTITUTION_TOKEN_MAX_TTL as INSTITUTION_TOKEN_MAX_TTL
+from .tokens import PLATFORM_KEY_FILE as PLATFORM_KEY_FILE
+from .tokens import PLATFORM_ROLES as PLATFORM_ROLES
+from .tokens import STAFF_ID_PATTERN as STAFF_ID_PATTERN
+from .tokens import IssuedToken as IssuedToken
+from .tokens import PlatformKeys as PlatformKeys
+from .tokens import Role as Role
+from .tokens import check_platform_subject, names, platform_role
+from .tokens import deployment_audience as deployment_audience
+from .tokens import issue_token as issue_token
+from .tokens import sign_institution_token as sign_institution_token
+
 CLOCK_SKEW: Final = 30
 """Seconds of disagreement between clocks tolerated on ``iat``, ``nbf`` and ``exp``."""
-INSTITUTION_TOKEN_MAX_TTL: Final = 300
-"""An institution's token may expire at most this many seconds ahead."""
 MAX_TOKEN_CHARS: Final = 4096
 VERIFIED_TOKENS: Final = 4096
 """How many verified tokens an Authenticator remembers (the oldest is forgotten first)."""
-STAFF_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
-"""The ``sub`` of a regulator or admin token."""
 
 _PLATFORM_CLAIMS: Final = ["iss", "sub", "role", "aud", "iat", "exp", "jti"]
 _INSTITUTION_CLAIMS: Final = ["iss", "sub", "aud", "iat", "exp"]
-
-
-class Role(StrEnum):
-    RESIDENT = "resident"
-    INSTITUTION = "institution"
-    REGULATOR = "regulator"
-    ADMIN = "admin"
-
-
-PLATFORM_ROLES: Final = frozenset({Role.RESIDENT, Role.REGULATOR, Role.ADMIN})
-"""The roles whose tokens the platform issues; institutions sign their own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,141 +103,6 @@ class _Verified:
     """For an institution's token, the key it verified with; None for platform tokens."""
 
 
-# -- platform tokens -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedToken:
-    token: str
-    token_id: str
-    expires_at: int
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class PlatformKeys:
-    """The platform's token-signing key and the rules its tokens follow."""
-
-    private_key: Ed25519PrivateKey
-    issuer: str
-    audience: str
-    default_ttl: int
-    max_ttl: int
-
-    @classmethod
-    def load(cls, settings: ApiSettings) -> PlatformKeys:
-        """Load ``<data_dir>/platform-token.key`` (PKCS#8 PEM), creating it on first use (0600)."""
-        path = settings.ledger.data_dir / PLATFORM_KEY_FILE
-        pem = load_or_create_secret(path, _new_private_pem)
-        try:
-            key = load_pem_private_key(pem, password=None)
-        except (ValueError, TypeError) as exc:
-            raise KeyFileError(f"{path} does not hold an unencrypted PEM private key") from exc
-        if not isinstance(key, Ed25519PrivateKey):
-            raise KeyFileError(f"{path} does not hold an Ed25519 key")
-        return cls(
-            private_key=key,
-            issuer=settings.token_issuer,
-            audience=settings.token_audience,
-            default_ttl=settings.token_ttl,
-            max_ttl=settings.token_max_ttl,
-        )
-
-    @property
-    def public_key(self) -> Ed25519PublicKey:
-        return self.private_key.public_key()
-
-    @property
-    def key_id(self) -> str:
-        return thumbprint(self.public_key)
-
-    def issue(
-        self, role: Role | str, subject: str, ttl: int | None = None, *, now: float | None = None
-    ) -> IssuedToken:
-        """A signed platform token for ``subject`` in ``role``; ValueError for a bad request."""
-        role = _platform_role(role)
-        _check_platform_subject(role, subject)
-        ttl = self.default_ttl if ttl is None else ttl
-        if not 0 < ttl <= self.max_ttl:
-            raise ValueError(f"ttl must be between 1 and {self.max_ttl} seconds")
-        issued_at = int(time.time() if now is None else now)
-        token_id = uuid.uuid4().hex
-        claims = {
-            "iss": self.issuer,
-            "sub": subject,
-            "role": role.value,
-            "aud": self.audience,
-            "iat": issued_at,
-            "exp": issued_at + ttl,
-            "jti": token_id,
-        }
-        token = jwt.encode(claims, self.private_key, ALGORITHM, headers={"kid": self.key_id})
-        return IssuedToken(token, token_id, issued_at + ttl)
-
-    def __repr__(self) -> str:
-        return f"PlatformKeys(issuer={self.issuer!r}, key_id={self.key_id!r})"
-
-
-def _new_private_pem() -> bytes:
-    return Ed25519PrivateKey.generate().private_bytes(
-        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
-    )
-
-
-def _platform_role(role: Role | str) -> Role:
-    try:
-        parsed = Role(role)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed not in PLATFORM_ROLES:
-        raise ValueError(f"the platform issues tokens only for {_names(PLATFORM_ROLES)}")
-    return parsed
-
-
-def _check_platform_subject(role: Role, subject: str) -> None:
-    if role is Role.RESIDENT:
-        # A resident is named by pseudonym only: an identifier in a token would be personal data.
-        if not is_subject(subject):
-            raise ValueError("a resident's subject must be their pseudonymous subject id")
-    elif not re.match(STAFF_ID_PATTERN, subject):
-        raise ValueError(f"{subject!r} is not an account id ({STAFF_ID_PATTERN})")
-
-
-def issue_token(
-    keys: ApiSettings | PlatformKeys,
-    role: Role | str,
-    subject: str,
-    ttl: int | None = None,
-    *,
-    now: float | None = None,
-) -> str:
-    """A platform token (for tests, the demo and the CLI); settings load the key file."""
-    platform = PlatformKeys.load(keys) if isinstance(keys, ApiSettings) else keys
-    return platform.issue(role, subject, ttl, now=now).token
-
-
-def sign_institution_token(
-    private_key: Ed25519PrivateKey,
-    institution_id: str,
-    ttl: int = 60,
-    *,
-    audience: str = DEFAULT_AUDIENCE,
-    now: float | None = None,
-) -> str:
-    """What an institution does on its side: sign its own short-lived token with its key."""
-    if not 0 < ttl <= INSTITUTION_TOKEN_MAX_TTL:
-        raise ValueError(f"ttl must be between 1 and {INSTITUTION_TOKEN_MAX_TTL} seconds")
-    issued_at = int(time.time() if now is None else now)
-    claims = {
-        "iss": institution_id,
-        "sub": institution_id,
-        "aud": audience,
-        "iat": issued_at,
-        "exp": issued_at + ttl,
-        "jti": uuid.uuid4().hex,
-    }
-    return jwt.encode(claims, private_key, ALGORITHM, headers={"kid": institution_id})
-
-
 # -- verification ----------------------------------------------------------------------------
 
 
@@ -247,11 +110,20 @@ class Authenticator:
     """Turns a bearer token into a Principal, or raises InvalidTokenError (401)."""
 
     def __init__(
-        self, platform: PlatformKeys, institutions: InstitutionRegistry, *, leeway: int = CLOCK_SKEW
+        self,
+        platform: PlatformKeys,
+        institutions: InstitutionRegistry,
+        residents: ResidentVault,
+        *,
+        leeway: int = CLOCK_SKEW,
     ) -> None:
         self.platform = platform
         self.institutions = institutions
+        self.residents = residents
         self.leeway = leeway
+        # Residents known not erased, until (monotonic) when: an erasure counts at once in this
+        # process (``forget_resident``) and within ``CACHE_SECONDS`` in other workers.
+        self._residents_present: dict[str, float] = {}
         self._platform_public = platform.public_key
         self._platform_kid = platform.key_id
         self._verified: dict[bytes, _Verified] = {}
@@ -265,7 +137,7 @@ class Authenticator:
         remembered = self._verified.get(hashlib.sha256(token.encode()).digest())
         if remembered is None:
             return None
-        return self._still_valid(remembered, self.institutions.cached)
+        return self._still_valid(remembered, self.institutions.cached, read=False)
 
     def authenticate(self, token: str) -> Principal:
         if len(token) > MAX_TOKEN_CHARS:
@@ -273,7 +145,7 @@ class Authenticator:
         digest = hashlib.sha256(token.encode()).digest()
         remembered = self._verified.get(digest)
         if remembered is not None:
-            principal = self._still_valid(remembered, self.institutions.get)
+            principal = self._still_valid(remembered, self.institutions.get, read=True)
             if principal is not None:
                 return principal
             with self._verified_lock:
@@ -286,12 +158,38 @@ class Authenticator:
             self._verified[digest] = verified
         return verified.principal
 
+    def forget_resident(self, subject: str) -> None:
+        """``subject`` was just erased: their tokens stop working now."""
+        self._residents_present.pop(subject, None)
+
+    def _resident_present(self, subject: str, *, read: bool) -> bool | None:
+        """Whether ``subject`` is not erased (None: unknown without a read, and ``read`` False)."""
+        until = self._residents_present.get(subject)
+        if until is not None and time.monotonic() < until:
+            return True
+        if not read:
+            return None
+        if self.residents.erasure(subject) is not None:
+            self._residents_present.pop(subject, None)
+            return False
+        if len(self._residents_present) >= VERIFIED_TOKENS:
+            self._residents_present.clear()
+        self._residents_present[subject] = time.monotonic() + CACHE_SECONDS
+        return True
+
     def _still_valid(
-        self, verified: _Verified, institution_of: Callable[[str], Institution | None]
+        self,
+        verified: _Verified,
+        institution_of: Callable[[str], Institution | None],
+        *,
+        read: bool,
     ) -> Principal | None:
         """The principal of a token verified before, if it still holds now (PyJWT's rules)."""
         if verified.expires_at <= time.time() - self.leeway:
             return None
+        if verified.principal.role is Role.RESIDENT:
+            present = self._resident_present(verified.principal.id, read=read)
+            return verified.principal if present else None
         if verified.key_thumbprint is None:
             return verified.principal
         institution = institution_of(verified.principal.id)
@@ -320,36 +218,45 @@ class Authenticator:
         return self._institution_principal(token, header, issuer)
 
     def _platform_principal(self, token: str, header: dict[str, Any]) -> _Verified:
-        if header.get("kid", self._platform_kid) != self._platform_kid:
+        if "kid" not in header:
+            raise InvalidTokenError('a platform token needs "kid", the platform key\'s thumbprint')
+        if header["kid"] != self._platform_kid:
             raise InvalidTokenError("the token names a platform key this service does not hold")
         claims = self._verify(token, self._platform_public, self.platform.issuer, _PLATFORM_CLAIMS)
         if _int_claim(claims, "exp") - _int_claim(claims, "iat") > self.platform.max_ttl:
             raise InvalidTokenError(f"the token lives longer than {self.platform.max_ttl} s")
         try:
-            role = _platform_role(claims["role"])
-            _check_platform_subject(role, claims["sub"])
+            role = platform_role(claims["role"])
+            check_platform_subject(role, claims["sub"])
         except (ValueError, TypeError) as exc:
             raise InvalidTokenError(f"the token's role or subject is not valid: {exc}") from exc
+        if role is Role.RESIDENT and not self._resident_present(claims["sub"], read=True):
+            raise InvalidTokenError("this resident was erased: their tokens no longer work")
         return _Verified(Principal(role, claims["sub"]), _int_claim(claims, "exp"), None)
 
     def _institution_principal(self, token: str, header: dict[str, Any], issuer: str) -> _Verified:
         if header.get("kid") != issuer:
             raise InvalidTokenError('an institution token needs "kid" = "iss" = its institution id')
-        institution = (
-            self.institutions.get(issuer) if re.match(INSTITUTION_ID_PATTERN, issuer) else None
-        )
+        institution = self.institutions.get(issuer) if is_institution_id(issuer) else None
         if institution is None:
             raise InvalidTokenError(f"the issuer {issuer!r} is not a registered institution")
+        weak = key_problem(institution.public_key)
+        if weak is not None:  # registered before keys were checked; reported at start-up
+            raise InvalidTokenError(f"institution {issuer}'s registered key is refused: {weak}")
         claims = self._verify(token, institution.public_key, issuer, _INSTITUTION_CLAIMS)
         if claims["sub"] != issuer:
             raise InvalidTokenError('an institution token needs "sub" = "iss"')
         if claims.get("role", Role.INSTITUTION.value) != Role.INSTITUTION.value:
             raise InvalidTokenError("an institution cannot claim another role")
-        horizon = time.time() + INSTITUTION_TOKEN_MAX_TTL + self.leeway
-        expires_at = _int_claim(claims, "exp")
-        if expires_at > horizon:
+        now = time.time()
+        expires_at, issued_at = _int_claim(claims, "exp"), _int_claim(claims, "iat")
+        if expires_at > now + INSTITUTION_TOKEN_MAX_TTL + self.leeway:
             raise InvalidTokenError(
                 f"an institution token may expire at most {INSTITUTION_TOKEN_MAX_TTL} s ahead"
+            )
+        if expires_at - issued_at > INSTITUTION_TOKEN_MAX_TTL:
+            raise InvalidTokenError(
+                f"an institution token may live at most {INSTITUTION_TOKEN_MAX_TTL} s (exp - iat)"
             )
         # Checked after the signature, so only the institution learns it was deactivated.
         if not institution.active:
@@ -360,6 +267,7 @@ class Authenticator:
     def _verify(
         self, token: str, key: Ed25519PublicKey, issuer: str, required: list[str]
     ) -> dict[str, Any]:
+        _check_signature_strictly(token)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -385,15 +293,26 @@ class Authenticator:
         return claims
 
 
+def _check_signature_strictly(token: str) -> None:
+    """Refuse a signature OpenSSL would accept but strict Ed25519 does not (a small-order or
+    non-canonical R, S >= L), and one not in canonical base64url (its twin texts)."""
+    encoded = token.rpartition(".")[2]
+    try:
+        signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidTokenError("the token's signature is not base64url") from exc
+    if base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii") != encoded:
+        raise InvalidTokenError("the token's signature is not canonical base64url")
+    problem = signature_problem(signature)
+    if problem is not None:
+        raise InvalidTokenError(f"the token's signature is refused: {problem}")
+
+
 def _int_claim(claims: dict[str, Any], name: str) -> int:
     value = claims[name]
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidTokenError(f'the "{name}" claim must be an integer')
     return value
-
-
-def _names(roles: frozenset[Role]) -> str:
-    return ", ".join(sorted(role.value for role in roles))
 
 
 # -- FastAPI dependencies --------------------------------------------------------------------
@@ -456,7 +375,7 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 
     async def check_role(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in allowed:
-            raise ForbiddenError(f"this needs the role {_names(allowed)}, not {principal.role}")
+            raise ForbiddenError(f"this needs the role {names(allowed)}, not {principal.role}")
         return principal
 
     return check_role

@@ -3,7 +3,9 @@
 Each change is decided against the projection inside a per-subject critical section, appended
 to the log (its leaf index is the answer), and projected. The critical section makes two
 concurrent changes of one resident's consents take turns, in one process by a lock and across
-PostgreSQL worker processes by an advisory lock on the subject.
+PostgreSQL worker processes by an advisory lock on the subject. Every institution a consent
+names (grantee or holder, at any depth) must be a well-formed id of a registered institution,
+checked before anything is logged: what is logged stays in the log for good.
 """
 
 from __future__ import annotations
@@ -28,14 +30,17 @@ from .domain.consent import (
     Grantor,
     guardian_authority_end,
     guardian_in_authority,
+    named_institutions,
     renew_by_resident,
 )
 from .domain.consent import revoke as revoke_consent
 from .domain.errors import DomainError
 from .domain.narrowing import narrow as narrow_consent
+from .domain.vocab import is_institution_id
 from .errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
 from .gate import SubjectGate, advisory_key
 from .identity import ResidentVault
+from .institutions import InstitutionRegistry
 from .lapse import LapseCommitments
 from .records import Records, latest_versions
 
@@ -77,8 +82,10 @@ class ConsentService:
         vault: ResidentVault,
         locks: SubjectLocks,
         lapse: LapseCommitments,
+        institutions: InstitutionRegistry,
     ) -> None:
         self.lapse = lapse
+        self.institutions = institutions
         self.records = records
         self.committer = committer
         self.vault = vault
@@ -137,6 +144,7 @@ class ConsentService:
             )
         except (DomainError, ValueError) as exc:
             raise UnprocessableError(str(exc)) from exc
+        self._check_institutions(consent)
         with self.locks.hold(subject):
             return self._log("consent.granted", consent, now)
 
@@ -162,6 +170,7 @@ class ConsentService:
                 narrowed = narrow_consent(current, proposed)
             except (DomainError, ValueError) as exc:
                 raise UnprocessableError(str(exc)) from exc
+            self._check_institutions(narrowed)
             return self._log("consent.narrowed", narrowed, now)
 
     def revoke(self, principal: Principal, consent_id: str) -> tuple[int, Consent]:
@@ -189,6 +198,17 @@ class ConsentService:
             except (DomainError, ValueError) as exc:
                 raise UnprocessableError(str(exc)) from exc
             return self._log("consent.narrowed", renewed, now)
+
+    def _check_institutions(self, consent: Consent) -> None:
+        """422 unless every institution ``consent`` names is a registered one."""
+        for institution_id in sorted(named_institutions(consent)):
+            if not is_institution_id(institution_id):
+                # Not echoed: it may hold control, zero-width or bidirectional characters.
+                raise UnprocessableError(
+                    "a grantee or holder is not an institution id (letters, digits, '-', '.')"
+                )
+            if self.institutions.get(institution_id) is None:
+                raise UnprocessableError(f"no institution {institution_id} is registered")
 
     # -- reads -------------------------------------------------------------------------------------
 

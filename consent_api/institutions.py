@@ -32,13 +32,11 @@ from sqlalchemy import Boolean, Column, Double, LargeBinary, Row, Text, select
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Field, SQLModel
 
+from hashing import check_public_key, point_problem
 from ledger.store import LedgerStore
 
-from .domain.vocab import InstitutionType
+from .domain.vocab import InstitutionType, is_institution_id
 from .errors import ConflictError, NotFoundError
-
-INSTITUTION_ID_PATTERN: Final = r"^[A-Za-z0-9\-.]{1,64}$"
-"""The FHIR ``id`` syntax: an institution id can name an Organization resource as it is."""
 
 _B64URL_32: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")
 CACHE_SECONDS: Final = 1.0
@@ -56,9 +54,13 @@ def public_key_from_jwk(jwk: Mapping[str, Any]) -> Ed25519PublicKey:
     if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
         raise ValueError('the JWK must have "kty": "OKP" and "crv": "Ed25519"')
     x = jwk.get("x")
-    if not isinstance(x, str) or not _B64URL_32.match(x):
+    if not isinstance(x, str) or not _B64URL_32.fullmatch(x):
         raise ValueError('the JWK "x" must be 32 bytes, base64url without padding')
-    return Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(x + "="))
+    raw = base64.urlsafe_b64decode(x + "=")
+    if _b64url(raw) != x:  # the unused low bits of the last character must be zero
+        raise ValueError('the JWK "x" is not canonical base64url')
+    check_public_key(raw)
+    return Ed25519PublicKey.from_public_bytes(raw)
 
 
 def public_key_from_pem(pem: str) -> Ed25519PublicKey:
@@ -69,7 +71,17 @@ def public_key_from_pem(pem: str) -> Ed25519PublicKey:
         raise ValueError("not a PEM public key") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("the PEM key is not an Ed25519 public key")
+    check_public_key(raw_public_key(key))
     return key
+
+
+def key_problem(key: Ed25519PublicKey) -> str | None:
+    """Why ``key`` must not verify anyone's tokens (small order, non-canonical), or None.
+
+    Checked on each token verified in full, so without the curve check (a modular
+    exponentiation): a key off the curve verifies nothing anyway, and registration refused it.
+    """
+    return point_problem(raw_public_key(key), on_curve=False)
 
 
 def raw_public_key(key: Ed25519PublicKey) -> bytes:
@@ -180,6 +192,15 @@ class InstitutionRegistry:
             self._writes += 1
             self._cache.pop(institution_id, None)
 
+    def weak_keys(self) -> dict[str, str]:
+        """Institutions registered (before keys were checked) under a key that must not verify
+        anyone, by id, with the reason: their tokens are refused (``Authenticator``)."""
+        return {
+            institution.id: problem
+            for institution in self.all()
+            if (problem := key_problem(institution.public_key)) is not None
+        }
+
     def all(self) -> list[Institution]:
         with self._store.read() as conn:
             rows = conn.execute(select(_INSTITUTION).order_by(_INSTITUTION.c.id)).all()
@@ -195,8 +216,9 @@ class InstitutionRegistry:
         now: float | None = None,
     ) -> Institution:
         """Add an active institution; ConflictError if the id or the key is already registered."""
-        if not re.match(INSTITUTION_ID_PATTERN, institution_id):
+        if not is_institution_id(institution_id):
             raise ValueError(f"{institution_id!r} is not an institution id")
+        check_public_key(raw_public_key(public_key))
         key_thumbprint = thumbprint(public_key)
         try:
             with self._store.write() as conn:

@@ -10,8 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.settings import LedgerSettings
 
-DEFAULT_AUDIENCE = "consent-ledger.local/api"
-"""The ``aud`` every bearer token must carry, unless ``token_audience`` is set otherwise."""
+AUDIENCE_PREFIX = "consent-ledger/"
+"""Unless ``token_audience`` is set, every token's ``aud`` is this and the RFC 7638 thumbprint
+of the deployment's platform key (``auth.deployment_audience``): its own, unlike any other's."""
 
 
 class ApiSettings(BaseSettings):
@@ -30,8 +31,10 @@ class ApiSettings(BaseSettings):
         min_length=1,
         description="iss of platform-issued tokens (residents, regulators, admins).",
     )
-    token_audience: str = Field(
-        default=DEFAULT_AUDIENCE, min_length=1, description="aud every token must carry."
+    token_audience: str | None = Field(
+        default=None,
+        min_length=1,
+        description="aud every token must carry; default: one derived from the platform key.",
     )
     token_ttl: int = Field(default=900, gt=0, description="Platform token lifetime, seconds.")
     token_max_ttl: int = Field(
@@ -42,6 +45,10 @@ class ApiSettings(BaseSettings):
     )
     breakglass_justify_within: int = Field(
         default=86_400, gt=0, description="A break-glass access must be justified within, seconds."
+    )
+    api_docs: bool = Field(
+        default=False,
+        description="Serve the API reference at /docs (Swagger UI from a pinned package).",
     )
     audit_report: Path | None = Field(
         default=None, description="The auditor's JSON report (auditor --json), for regulators."

@@ -16,6 +16,7 @@ from hashing.cosignature import (
     split_note,
     verify_cosignatures,
 )
+from hashing.ed25519 import check_public_key, check_signature, point_problem, signature_problem
 from hashing.errors import (
     CanonicalEncodingError,
     HashingError,
@@ -31,6 +32,7 @@ from hashing.errors import (
     SizeError,
     TreeArgumentError,
     VerificationError,
+    WeakKeyError,
 )
 from hashing.nodes import NodeID, ProofNodes, consistency_nodes, inclusion_nodes, range_nodes
 from hashing.note import NoteSigner, NoteVerifier, open_checkpoint, open_note
@@ -71,9 +73,12 @@ __all__ = [
     "SizeError",
     "TreeArgumentError",
     "VerificationError",
+    "WeakKeyError",
     "WitnessPolicy",
     "add_signature_lines",
     "canonical_json",
+    "check_public_key",
+    "check_signature",
     "consistency_nodes",
     "consistency_proof",
     "inclusion_nodes",
@@ -85,9 +90,11 @@ __all__ = [
     "open_note",
     "parse_cosignature_lines",
     "parse_policy",
+    "point_problem",
     "range_nodes",
     "root_from_consistency_proof",
     "root_from_inclusion_proof",
+    "signature_problem",
     "split_note",
     "subtree_root",
     "verify_consistency",

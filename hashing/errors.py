@@ -27,6 +27,10 @@ class KeyFormatError(HashingError):
     """A signed-note key name, verifier key or signer key is malformed."""
 
 
+class WeakKeyError(KeyFormatError):
+    """An Ed25519 public key that is not the canonical encoding of a point of large order."""
+
+
 class NoteContentError(HashingError):
     """Text or checkpoint fields that cannot be written into a well-formed signed note."""
 

@@ -4,7 +4,9 @@ Follows c2sp.org/signed-note and golang.org/x/mod/sumdb/note: key IDs are
 SHA-256(name || 0x0A || 0x01 || public key)[:4], signer keys read
 "PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>" and verifier keys
 "<name>+<hash>+<base64(0x01 || public key)>". Opening a note verifies every
-signature from the trusted key and ignores all others, as the spec requires.
+signature from the trusted key and ignores all others, as the spec requires. Verification is
+strict (``hashing.ed25519``): no verifier holds a small-order or non-canonical key, and no
+signature with a small-order R or S >= L verifies.
 """
 
 import hashlib
@@ -20,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from hashing.checkpoint import Checkpoint, decode_base64_strict, encode_base64
+from hashing.ed25519 import check_public_key, signature_problem
 from hashing.errors import KeyFormatError, NoteContentError, NoteFormatError, SignatureError
 
 _ALG_ED25519 = b"\x01"
@@ -76,6 +79,8 @@ class NoteVerifier:
         self._name = name
         self._public_key = public_key
         self._public_raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        # A key of small order would verify signatures nobody made (hashing.ed25519).
+        check_public_key(self._public_raw)
         self._key_hash = _key_hash(name, _ALG_ED25519 + self._public_raw)
 
     @property
@@ -103,9 +108,10 @@ class NoteVerifier:
         if _key_hash(name, key) != expected_hash:
             raise KeyFormatError(f"key hash {hash_text} does not match the key of {name!r}")
         try:
+            check_public_key(key[1:])
             public_key = Ed25519PublicKey.from_public_bytes(key[1:])
         except ValueError as exc:
-            raise KeyFormatError(f"invalid Ed25519 public key for {name!r}") from exc
+            raise KeyFormatError(f"invalid Ed25519 public key for {name!r}: {exc}") from exc
         return cls(name, public_key)
 
     def to_vkey(self) -> str:
@@ -113,8 +119,9 @@ class NoteVerifier:
         return f"{self._name}+{self._key_hash.hex()}+{key_text}"
 
     def verify(self, message: bytes, signature: bytes) -> bool:
-        """Report whether ``signature`` (the part after the key hash) signs ``message``."""
-        if len(signature) != _ED25519_SIGNATURE_SIZE:
+        """Report whether ``signature`` (the part after the key hash) signs ``message``,
+        strictly: a small-order or non-canonical R, or S >= L, never verifies."""
+        if len(signature) != _ED25519_SIGNATURE_SIZE or signature_problem(signature) is not None:
             return False
         try:
             self._public_key.verify(signature, message)

@@ -68,6 +68,7 @@ class Institution:
     def __init__(self, client: TestClient, institution_id: str, kind: str = "hospital") -> None:
         self.id = institution_id
         self.key = Ed25519PrivateKey.generate()
+        self.audience: str = state(client, "platform_keys").audience
         body = {
             "id": institution_id,
             "name": f"Hospital {institution_id}",
@@ -78,7 +79,7 @@ class Institution:
         assert response.status_code == 201, response.text
 
     def headers(self) -> dict[str, str]:
-        return bearer(sign_institution_token(self.key, self.id))
+        return bearer(sign_institution_token(self.key, self.id, audience=self.audience))
 
 
 def leaves(client: TestClient) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ from consent_api.auth import (
 )
 from consent_api.cli import register_issue_token
 from consent_api.institutions import jwk_of, thumbprint
-from consent_api.settings import DEFAULT_AUDIENCE, ApiSettings
+from consent_api.settings import ApiSettings
 from ledger.errors import KeyFileError
 from ledger.events import decode_leaf
 from ledger.log import Ledger
@@ -158,9 +158,9 @@ def platform_claims(keys: Keys, **changes: Any) -> dict[str, Any]:
     return {name: value for name, value in claims.items() if value is not None}
 
 
-def institution_claims(**changes: Any) -> dict[str, Any]:
+def institution_claims(audience: str, **changes: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims = {"iss": "hosp-1", "sub": "hosp-1", "aud": DEFAULT_AUDIENCE, "iat": now}
+    claims = {"iss": "hosp-1", "sub": "hosp-1", "aud": audience, "iat": now}
     claims["exp"] = now + 120
     claims.update(changes)
     return {name: value for name, value in claims.items() if value is not None}
@@ -175,8 +175,11 @@ def signed_platform(keys: Keys, key: Ed25519PrivateKey | None = None, **changes:
     )
 
 
-def signed_institution(key: Ed25519PrivateKey, kid: str = "hosp-1", **changes: Any) -> str:
-    return jwt.encode(institution_claims(**changes), key, "EdDSA", headers={"kid": kid})
+def signed_institution(
+    keys: Keys, key: Ed25519PrivateKey, kid: str = "hosp-1", **changes: Any
+) -> str:
+    claims = institution_claims(keys.platform.audience, **changes)
+    return jwt.encode(claims, key, "EdDSA", headers={"kid": kid})
 
 
 def tampered(token: str, **changes: Any) -> str:
@@ -270,39 +273,41 @@ TOKEN_FAILURES: dict[str, tuple[Callable[[Keys], str], str]] = {
     ),
     "no-issuer": (lambda k: signed_platform(k, iss=None), '"iss"'),
     "unknown-issuer": (
-        lambda k: signed_institution(k.stranger, kid="mallory", iss="mallory", sub="mallory"),
+        lambda k: signed_institution(k, k.stranger, kid="mallory", iss="mallory", sub="mallory"),
         "not a registered institution",
     ),
     "institution-key-not-registered": (
-        lambda k: signed_institution(k.stranger, kid="hosp-2", iss="hosp-2", sub="hosp-2"),
+        lambda k: signed_institution(k, k.stranger, kid="hosp-2", iss="hosp-2", sub="hosp-2"),
         "not a registered institution",
     ),
     "institution-token-signed-by-another-key": (
-        lambda k: signed_institution(k.stranger),
+        lambda k: signed_institution(k, k.stranger),
         "signature",
     ),
     "institution-kid-differs-from-iss": (
-        lambda k: signed_institution(k.hospital, kid="hosp-2"),
+        lambda k: signed_institution(k, k.hospital, kid="hosp-2"),
         '"kid"',
     ),
     "institution-without-kid": (
-        lambda k: jwt.encode(institution_claims(), k.hospital, "EdDSA"),
+        lambda k: jwt.encode(institution_claims(k.platform.audience), k.hospital, "EdDSA"),
         '"kid"',
     ),
     "institution-sub-differs": (
-        lambda k: signed_institution(k.hospital, sub="hosp-2"),
+        lambda k: signed_institution(k, k.hospital, sub="hosp-2"),
         '"sub"',
     ),
     "institution-claims-admin": (
-        lambda k: signed_institution(k.hospital, role="admin"),
+        lambda k: signed_institution(k, k.hospital, role="admin"),
         "another role",
     ),
     "institution-expires-too-far-ahead": (
-        lambda k: signed_institution(k.hospital, exp=int(time.time()) + 3600),
+        lambda k: signed_institution(k, k.hospital, exp=int(time.time()) + 3600),
         "at most 300 s",
     ),
     "institution-expired": (
-        lambda k: sign_institution_token(k.hospital, "hosp-1", 60, now=time.time() - 600),
+        lambda k: sign_institution_token(
+            k.hospital, "hosp-1", 60, audience=k.platform.audience, now=time.time() - 600
+        ),
         "expired",
     ),
     "institution-wrong-audience": (
@@ -310,7 +315,7 @@ TOKEN_FAILURES: dict[str, tuple[Callable[[Keys], str], str]] = {
         "another audience",
     ),
     "institution-no-expiry": (
-        lambda k: signed_institution(k.hospital, exp=None),
+        lambda k: signed_institution(k, k.hospital, exp=None),
         '"exp"',
     ),
     "institution-signs-as-platform-issuer": (
@@ -332,7 +337,12 @@ def test_valid_tokens_of_every_kind_pass(client: TestClient, keys: Keys) -> None
         (issue_token(keys.platform, Role.ADMIN, "ops"), "admin", "ops", None),
         (issue_token(keys.platform, Role.REGULATOR, "reg-7"), "regulator", "reg-7", None),
         (issue_token(keys.platform, Role.RESIDENT, RESIDENT), "resident", RESIDENT, None),
-        (sign_institution_token(keys.hospital, "hosp-1"), "institution", "hosp-1", "hospital"),
+        (
+            sign_institution_token(keys.hospital, "hosp-1", audience=keys.platform.audience),
+            "institution",
+            "hosp-1",
+            "hospital",
+        ),
     ]
     for token, role, principal_id, institution_type in cases:
         response = client.get("/test/whoami", headers=bearer(token))
@@ -350,7 +360,9 @@ def test_clock_skew_within_30_seconds_is_tolerated(client: TestClient, keys: Key
         signed_platform(keys, exp=now - 10, iat=now - 600),
         signed_platform(keys, iat=now + 10),
         signed_platform(keys, nbf=now + 10),
-        sign_institution_token(keys.hospital, "hosp-1", 300, now=now + 20),
+        sign_institution_token(
+            keys.hospital, "hosp-1", 300, audience=keys.platform.audience, now=now + 20
+        ),
     ]:
         assert client.get("/test/whoami", headers=bearer(token)).status_code == 200
 
@@ -376,7 +388,7 @@ def test_every_bad_token_is_a_401_problem(client: TestClient, keys: Keys, case: 
 
 
 def test_a_deactivated_institution_is_refused(client: TestClient, keys: Keys) -> None:
-    token = sign_institution_token(keys.hospital, "hosp-1")
+    token = sign_institution_token(keys.hospital, "hosp-1", audience=keys.platform.audience)
     assert client.get("/test/whoami", headers=bearer(token)).status_code == 200
     response = client.post("/v1/admin/institutions/hosp-1/deactivate", headers=admin(client))
     assert response.status_code == 200, response.text
@@ -388,7 +400,10 @@ def test_a_deactivated_institution_is_refused(client: TestClient, keys: Keys) ->
     )
     assert (kind, data["institution_id"]) == ("institution.revoked", "hosp-1")
 
-    for fresh in (token, sign_institution_token(keys.hospital, "hosp-1")):
+    for fresh in (
+        token,
+        sign_institution_token(keys.hospital, "hosp-1", audience=keys.platform.audience),
+    ):
         response = client.get("/test/whoami", headers=bearer(fresh))
         assert_problem(response, 401, "invalid-token")
         assert "deactivated" in response.json()["detail"]
@@ -418,7 +433,9 @@ def test_only_admins_reach_the_admin_endpoints(client: TestClient, keys: Keys) -
     others = {
         "resident": issue_token(keys.platform, Role.RESIDENT, RESIDENT),
         "regulator": issue_token(keys.platform, Role.REGULATOR, "reg-1"),
-        "institution": sign_institution_token(keys.hospital, "hosp-1"),
+        "institution": sign_institution_token(
+            keys.hospital, "hosp-1", audience=keys.platform.audience
+        ),
     }
     before = ledger_of(client).tree_size()
     for method, url, body in ADMIN_ENDPOINTS:
@@ -437,7 +454,7 @@ def test_require_roles_admits_any_of_its_roles(client: TestClient, keys: Keys) -
     assert client.get(url, headers=bearer(regulator)).json() == "reg-1"
     resident = issue_token(keys.platform, Role.RESIDENT, RESIDENT)
     assert client.get(url, headers=bearer(resident)).json() == RESIDENT
-    institution = sign_institution_token(keys.hospital, "hosp-1")
+    institution = sign_institution_token(keys.hospital, "hosp-1", audience=keys.platform.audience)
     assert_problem(client.get(url, headers=bearer(institution)), 403, "forbidden")
     with pytest.raises(ValueError, match="at least one role"):
         require_roles()
@@ -472,7 +489,7 @@ def test_register_institution_logs_id_type_and_thumbprint_only(client: TestClien
     assert [(i["id"], i["name"], i["active"]) for i in listed] == [
         ("clinic.north", "clinic.north General", True)
     ]
-    token = sign_institution_token(key, "clinic.north")
+    token = sign_institution_token(key, "clinic.north", audience=platform_of(client).audience)
     assert client.get("/test/whoami", headers=bearer(token)).json()["institution_type"] == "clinic"
 
 
@@ -557,7 +574,7 @@ def test_issue_token_checks_its_arguments(api_settings: ApiSettings) -> None:
     with pytest.raises(ValueError, match="ttl"):
         issue_token(api_settings, Role.ADMIN, "ops", api_settings.token_max_ttl + 1)
     with pytest.raises(ValueError, match="ttl"):
-        sign_institution_token(Ed25519PrivateKey.generate(), "hosp-1", 301)
+        sign_institution_token(Ed25519PrivateKey.generate(), "hosp-1", 301, audience="a")
     token = issue_token(api_settings, Role.ADMIN, "ops")
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 900  # the default lifetime: 15 minutes

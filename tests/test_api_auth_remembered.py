@@ -36,7 +36,9 @@ def test_a_remembered_token_is_refused_once_it_expires(client: TestClient) -> No
     east = Institution(client, "h-east")
     # Signed so that it expires, clock skew included, two seconds from now.
     issued = time.time() - INSTITUTION_TOKEN_MAX_TTL - CLOCK_SKEW + 2
-    token = sign_institution_token(east.key, "h-east", INSTITUTION_TOKEN_MAX_TTL, now=issued)
+    token = sign_institution_token(
+        east.key, "h-east", INSTITUTION_TOKEN_MAX_TTL, audience=east.audience, now=issued
+    )
     assert own_requests(client, token) == 200
     assert own_requests(client, token) == 200  # remembered
     time.sleep(3)
@@ -50,7 +52,7 @@ def test_a_remembered_token_is_refused_at_once_when_this_process_deactivates(
     client: TestClient,
 ) -> None:
     east = Institution(client, "h-east")
-    token = sign_institution_token(east.key, "h-east")
+    token = sign_institution_token(east.key, "h-east", audience=east.audience)
     assert own_requests(client, token) == 200
     deactivated = client.post("/v1/admin/institutions/h-east/deactivate", headers=admin(client))
     assert deactivated.status_code == 200, deactivated.text
@@ -61,7 +63,7 @@ def test_a_remembered_token_is_refused_at_once_when_this_process_deactivates(
 
 def test_another_workers_deactivation_counts_within_the_cache_time(client: TestClient) -> None:
     east = Institution(client, "h-east")
-    token = sign_institution_token(east.key, "h-east")
+    token = sign_institution_token(east.key, "h-east", audience=east.audience)
     assert own_requests(client, token) == 200
     # Another worker process: its own registry on the same database.
     other_worker = InstitutionRegistry(state(client, "ledger").store)
@@ -74,7 +76,7 @@ def test_another_workers_deactivation_counts_within_the_cache_time(client: TestC
 
 def test_a_token_altered_after_one_verified_is_verified_in_full(client: TestClient) -> None:
     east = Institution(client, "h-east")
-    token = sign_institution_token(east.key, "h-east")
+    token = sign_institution_token(east.key, "h-east", audience=east.audience)
     assert own_requests(client, token) == 200
     head, payload, signature = token.split(".")
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]

@@ -39,7 +39,13 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def adult(client: TestClient) -> str:
+def east(client: TestClient) -> Institution:
+    """The grantee RULES name: a consent may name registered institutions only."""
+    return Institution(client, "h-east")
+
+
+@pytest.fixture
+def adult(client: TestClient, east: Institution) -> str:
     return register_resident(client, "NAT-ADULT-1", birth_date=date(1980, 5, 17))
 
 
@@ -167,8 +173,8 @@ def test_bad_bodies_are_problems_and_log_nothing(
     assert tree_size(client) == before, why
 
 
-def test_roles(client: TestClient, adult: str) -> None:
-    hospital = Institution(client, "h-east")
+def test_roles(client: TestClient, adult: str, east: Institution) -> None:
+    hospital = east
     granted = client.post("/v1/consents", json=RULES, headers=resident(client, adult)).json()
     consent_id = granted["consent"]["consent_id"]
     assert client.post("/v1/consents", json=RULES).status_code == 401
@@ -191,6 +197,7 @@ def test_roles(client: TestClient, adult: str) -> None:
 def test_a_logged_change_missing_from_the_projection_is_recovered(tmp_path: Path) -> None:
     settings = api_settings(tmp_path)
     with TestClient(create_app(settings)) as client:
+        Institution(client, "h-east")
         subject = register_resident(client, "NAT-CRASH", birth_date=date(1980, 1, 1))
         consent = client.post("/v1/consents", json=RULES, headers=resident(client, subject)).json()
         # A crash between the append and the projection: the log has it, the projection not.
@@ -213,6 +220,7 @@ def test_a_guardian_consent_logs_a_commitment_not_the_childs_birthday(tmp_path: 
     today = datetime.now(UTC).date()
     born = date(today.year - 5, 3, 9)
     with TestClient(create_app(settings)) as client:
+        Institution(client, "h-east")
         parent = register_resident(client, "NAT-PARENT", birth_date=date(1985, 1, 1))
         child = register_resident(client, "NAT-KID", birth_date=born, guardians=(parent,))
         answer = client.post(

@@ -27,6 +27,7 @@ REGULATOR = frozenset({"regulator"})
 ALLOWED: dict[str, frozenset[str]] = {
     "GET /v1/ping": PUBLIC,
     "GET /v1/health": PUBLIC,
+    "GET /v1/audience": PUBLIC,
     "GET /v1/log/checkpoint": PUBLIC,
     "GET /v1/log/checkpoints/{tree_size}": PUBLIC,
     "GET /v1/log/leaves": PUBLIC,

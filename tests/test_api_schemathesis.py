@@ -52,7 +52,8 @@ class Parties:
         if path.startswith("/v1/admin"):
             return self.admin
         if path.startswith(("/v1/access-requests", "/v1/grants")) and method != "GET":
-            return sign_institution_token(self.hospital_key, "h-west", ttl=300)
+            audience = httpx.get(self.server.url + "/v1/audience").json()["audience"]
+            return sign_institution_token(self.hospital_key, "h-west", ttl=300, audience=audience)
         if method in ("POST", "PUT", "DELETE") or path.startswith("/v1/me"):
             return self.resident
         return self.regulator

@@ -176,7 +176,9 @@ class Parties:
             "purpose": "treatment",
         }
         return self.post(
-            "/v1/access-requests", body, sign_institution_token(self.keys["h-east"], "h-east")
+            "/v1/access-requests",
+            body,
+            sign_institution_token(self.keys["h-east"], "h-east", audience=self.platform.audience),
         )
 
     def redeem(self, subject: str, token: str) -> httpx.Response:
@@ -187,7 +189,9 @@ class Parties:
             "categories": ["lab-results"],
             "purpose": "treatment",
         }
-        holder = sign_institution_token(self.keys["h-west"], "h-west")
+        holder = sign_institution_token(
+            self.keys["h-west"], "h-west", audience=self.platform.audience
+        )
         return self.client.post(
             "/v1/grants/redeem", json=body, headers={"Authorization": f"Bearer {holder}"}
         )

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from consent_api.institutions import jwk_of
 from hashing import leaf_hash, merkle_root, verify_inclusion
 from tests.live_server import LiveServer
 
@@ -23,6 +25,16 @@ def run_concurrent_grants(server: LiveServer, residents: int, grants_each: int) 
     admin = server.cli("issue-token", "--role", "admin", "--subject", "ops").strip()
     tokens = []
     with httpx.Client(base_url=server.url, timeout=60) as client:
+        grantee = {
+            "id": "h-east",
+            "name": "East",
+            "type": "hospital",
+            "public_key": jwk_of(Ed25519PrivateKey.generate().public_key()),
+        }
+        registered = client.post(
+            "/v1/admin/institutions", json=grantee, headers={"Authorization": f"Bearer {admin}"}
+        )
+        assert registered.status_code == 201, registered.text
         for n in range(residents):
             body = {"identifier": f"NAT-W{n}", "name": f"Resident {n}", "birth_date": "1980-01-01"}
             answer = client.post(

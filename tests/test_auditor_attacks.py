@@ -9,6 +9,7 @@ checkpoints 10, 20, 27 anchored and 32 not yet.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from auditor.errors import AuditError
 from auditor.findings import FindingCode, Report
 from contracts.client import AnchorRegistryClient
 from hashing import Checkpoint, NoteSigner, leaf_hash, merkle_root, node_hash
@@ -302,6 +304,39 @@ def test_a_key_other_than_the_one_the_regulator_pinned(
     report = deployment.audit(state_dir, trusted_key=regulators)
     assert Code.KEY_CHANGED in report.codes()
     assert Code.BAD_SIGNATURE in report.codes()
+
+
+def _forge_under_the_identity_key(
+    request: httpx.Request, response: httpx.Response
+) -> httpx.Response:
+    """A service serving the identity point as its log key, and every checkpoint "signed" by
+    it with R = identity, S = 0: OpenSSL alone verifies that for any note."""
+    name, key = ORIGIN, b"\x01" + (1).to_bytes(32, "little")
+    key_hash = hashlib.sha256(name.encode() + b"\n" + key).digest()[:4]
+    path = request.url.path
+    if path == "/v1/log/key":
+        text = f"{name}+{key_hash.hex()}+{b64(key)}\n"
+    elif path.startswith(("/v1/log/checkpoint", "/v1/log/checkpoints/")) and response.is_success:
+        body, _, _ = response.text.rpartition("\n\n")
+        forged = b64(key_hash + (1).to_bytes(32, "little") + bytes(32))
+        text = f"{body}\n\n\u2014 {name} {forged}\n"
+    else:
+        return response
+    headers = {"content-type": response.headers["content-type"]}
+    return httpx.Response(200, text=text, headers=headers, request=request)
+
+
+def test_a_log_key_of_small_order_is_never_pinned(deployment: Deployment, state_dir: Path) -> None:
+    with pytest.raises(AuditError, match="unusable"):
+        deployment.audit(state_dir, edit=_forge_under_the_identity_key)
+
+
+def test_a_small_order_key_served_after_one_was_pinned(
+    deployment: Deployment, state_dir: Path
+) -> None:
+    assert deployment.audit(state_dir).ok
+    report = deployment.audit(state_dir, edit=_forge_under_the_identity_key)
+    assert {Code.KEY_CHANGED, Code.BAD_SIGNATURE} <= report.codes()
 
 
 # -- anchors ----------------------------------------------------------------------------------

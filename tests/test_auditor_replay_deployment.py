@@ -149,7 +149,9 @@ class Session:
 
     def institution(self, institution_id: str) -> dict[str, str]:
         key = self.platform.keys[institution_id]
-        return {"Authorization": f"Bearer {sign_institution_token(key, institution_id)}"}
+        audience = self.client.get("/v1/audience").json()["audience"]
+        token = sign_institution_token(key, institution_id, audience=audience)
+        return {"Authorization": f"Bearer {token}"}
 
     def register_institution(self, institution_id: str, kind: str) -> None:
         key = self.platform.keys[institution_id] = Ed25519PrivateKey.generate()

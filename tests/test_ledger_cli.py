@@ -144,3 +144,23 @@ def test_console_script_has_help_for_every_command() -> None:
         result = subprocess.run(args, capture_output=True, text=True, check=False)
         assert result.returncode == 0
         assert "usage: consent-ledger" in result.stdout
+
+
+def test_verify_refuses_a_log_key_of_small_order(cli: Cli, tmp_path: Path) -> None:
+    """A checkpoint "signed" under the identity point verifies with OpenSSL alone, for any
+    root: ``verify`` refuses the key itself (hashing.ed25519), as bad input (exit 2)."""
+    import base64
+    import hashlib
+
+    from hashing import Checkpoint, leaf_hash
+
+    name, key = "cli.test/log", b"\x01" + (1).to_bytes(32, "little")
+    key_hash = hashlib.sha256(name.encode() + b"\n" + key).digest()[:4]
+    (tmp_path / "weak.vkey").write_text(f"{name}+{key_hash.hex()}+{base64.b64encode(key).decode()}")
+    forged = base64.b64encode(key_hash + (1).to_bytes(32, "little") + bytes(32)).decode()
+    body = Checkpoint(name, 10**6, leaf_hash(b"anything")).body().decode()
+    (tmp_path / "forged.txt").write_text(f"{body}\n\u2014 {name} {forged}\n")
+    verify = ["verify", "--key", str(tmp_path / "weak.vkey"), "--checkpoint"]
+    code, _, err = cli.run(*verify, str(tmp_path / "forged.txt"), "checkpoint")
+    assert code == 2, err
+    assert "small order" in err

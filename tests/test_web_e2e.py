@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from consent_api.auth import sign_institution_token
 from tests.e2e import world as world_module
 from tests.e2e.world import World, require_browser, run_script, start_world
 
@@ -89,7 +88,7 @@ def test_a_tampered_proof_shows_as_not_verified(world: World) -> None:
 
 def test_hospital_opens_break_glass_and_files_its_justification(world: World) -> None:
     north = world.institutions["c-north"]
-    run_script(world, "hospital_breakglass.mjs", sign_institution_token(north.key, north.id, 300))
+    run_script(world, "hospital_breakglass.mjs", north.token(300))
 
 
 def test_regulator_sees_an_unjustified_break_glass_as_overdue(world: World) -> None:

@@ -28,8 +28,15 @@ from hashing import (
     parse_policy,
     verify_inclusion,
 )
+from hashing.ed25519 import L, point_problem, signature_problem
 from tests.e2e.world import CHROMIUM, require_browser
 from tests.paths import REPO
+from tests.test_hashing_ed25519 import (
+    BAD_SIGNATURES,
+    NON_CANONICAL_LARGE_ORDER,
+    SMALL_ORDER_CANONICAL,
+    SMALL_ORDER_NON_CANONICAL,
+)
 
 SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 31, 32, 33]
 
@@ -105,6 +112,8 @@ def note_cases() -> list[dict[str, Any]]:
             "other origin": signer.sign(
                 Checkpoint("other.example/log", checkpoint.tree_size, checkpoint.root_hash)
             ),
+            "S + L": _resigned(note, lambda sig: sig[:32] + _plus_l(sig[32:])),
+            "R of small order": _resigned(note, lambda sig: (1).to_bytes(32, "little") + sig[32:]),
         }
         for name, variant in variants.items():
             try:
@@ -125,6 +134,55 @@ def note_cases() -> list[dict[str, Any]]:
                 }
             )
     return cases
+
+
+def _plus_l(s: bytes) -> bytes:
+    return (int.from_bytes(s, "little") + L).to_bytes(32, "little")
+
+
+def _resigned(note: str, change: Any) -> str:
+    """``note`` with its signature changed by ``change`` (the 64 bytes after the key hash)."""
+    text, _, line = note.rstrip("\n").rpartition("\n")
+    prefix, _, blob = line.rpartition(" ")
+    raw = base64.b64decode(blob)
+    return f"{text}\n{prefix} {b64(raw[:4] + change(raw[4:]))}\n"
+
+
+def strict_cases() -> dict[str, Any]:
+    """Keys and signatures for strict Ed25519 (ed25519.js against hashing.ed25519): the eight
+    small-order points and their non-canonical encodings, non-canonical encodings of other
+    points, S >= L; and verifier keys of small order, which must not even load."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    points = {**SMALL_ORDER_CANONICAL, **SMALL_ORDER_NON_CANONICAL, **NON_CANONICAL_LARGE_ORDER}
+    points["not on the curve (y = 2)"] = (2).to_bytes(32, "little")
+    keys = [Ed25519PrivateKey.generate() for _ in range(8)]
+    signatures: dict[str, bytes] = {}
+    for n, key in enumerate(keys):
+        raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        points[f"generated key {n}"] = raw
+        signature = key.sign(f"message {n}".encode())
+        points[f"R of signature {n}"] = signature[:32]
+        signatures[f"signature {n}"] = signature
+        for name, change in BAD_SIGNATURES.items():
+            signatures[f"{name} {n}"] = change(signature)
+    weak_vkeys = []
+    for name, raw in {**SMALL_ORDER_CANONICAL, **SMALL_ORDER_NON_CANONICAL}.items():
+        key = b"\x01" + raw
+        key_hash = hashlib.sha256(b"log.example\n" + key).digest()[:4]
+        weak_vkeys.append({"name": name, "vkey": f"log.example+{key_hash.hex()}+{b64(key)}"})
+    return {
+        "points": [
+            {"name": name, "hex": raw.hex(), "valid": point_problem(raw) is None}
+            for name, raw in points.items()
+        ],
+        "signatures": [
+            {"name": name, "hex": raw.hex(), "valid": signature_problem(raw) is None}
+            for name, raw in signatures.items()
+        ],
+        "weak_vkeys": weak_vkeys,
+    }
 
 
 def canonical_cases() -> list[dict[str, Any]]:
@@ -336,7 +394,10 @@ def test_the_browser_verifies_exactly_what_python_verifies(tmp_path: Path) -> No
         "links": link_cases(),
         "receipts": receipt_cases(),
         "cosignatures": cosignature_cases(),
+        "strict": strict_cases(),
     }
+    assert any(case["valid"] for case in vectors["strict"]["points"])
+    assert any(case["name"].startswith("S + L") for case in vectors["notes"])
     assert any(not case["valid"] for case in vectors["inclusion"])
     assert any(case["name"].startswith("other origin") for case in vectors["notes"])
     assert any("+" in case["vkey"].split("+", 2)[2] for case in vectors["notes"])

@@ -21,7 +21,7 @@ class Parties:
     def __init__(self, client: Any, platform: PlatformKeys, settings: ApiSettings) -> None:
         self.client = client
         """Anything with ``request(method, url, json=, headers=)`` (an httpx-style client)."""
-        self.audience = settings.token_audience
+        self.audience = platform.audience
         self.keys: dict[str, Ed25519PrivateKey] = {}
         self.admin = _bearer(issue_token(platform, Role.ADMIN, "demo-admin"))
         self._issued: dict[tuple[str, str], Headers] = {}

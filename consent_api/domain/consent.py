@@ -246,3 +246,17 @@ def renew_by_resident(consent: Consent, at: datetime) -> Consent:
         guardian_authority_ends=None,
         granted_at=at,
     )
+
+
+def named_institutions(consent: Consent) -> frozenset[str]:
+    """Every institution id ``consent`` names, as grantee or holder, at any depth."""
+    names: set[str] = set(consent.holders)
+    if consent.grantee is not None and consent.grantee.institution is not None:
+        names.add(consent.grantee.institution)
+    pending = list(consent.provisions)
+    while pending:
+        provision = pending.pop()
+        names.update(provision.holders)
+        names.update(g.institution for g in provision.grantees if g.institution is not None)
+        pending.extend(provision.provisions)
+    return frozenset(names)

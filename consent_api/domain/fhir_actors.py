@@ -24,6 +24,7 @@ from consent_api.domain.vocab import (
     PSEUDONYM_SYSTEM,
     V3_PARTICIPATION_TYPE,
     institution_type_from_code,
+    is_institution_id,
 )
 
 OrgResolver = Callable[[str], str | None]
@@ -164,11 +165,15 @@ class Actors:
         if literal is not None and identifier is None and literal.startswith("Organization/"):
             institution = self._resolve_org(literal)
             if institution is None:
-                raise ref.unsupported("reference", f"unknown organization {literal}")
+                shown = literal if is_institution_id(literal.removeprefix("Organization/")) else ""
+                raise ref.unsupported("reference", f"unknown organization {shown}".rstrip())
             key = "reference"
         elif identifier is not None and literal is None:
             institution = _identifier(identifier, INSTITUTION_ID_SYSTEM)
             key = "identifier"
+        if institution is not None and not is_institution_id(institution):
+            # Never echoed: it may hold markup, NUL or direction overrides.
+            raise ref.unsupported(key, "an institution id is letters, digits, '-' and '.' only")
         if institution is not None and not self._known(institution):
             raise ref.unsupported(key, f"{institution} is not a registered institution")
         return institution

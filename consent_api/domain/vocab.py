@@ -5,6 +5,7 @@ code (v3-ActReason TREAT, ETREAT, HRESCH) it is used; everything else lives in t
 own code systems under ``FHIR_BASE``, so nothing is mapped onto a near-miss standard code.
 """
 
+import re
 from enum import StrEnum
 from typing import Final
 
@@ -110,3 +111,13 @@ def institution_type_from_code(code: str | None) -> InstitutionType | None:
     if code in _INSTITUTION_TYPE_VALUES:
         return InstitutionType(code)
     return None
+
+
+INSTITUTION_ID_PATTERN: Final = r"^[A-Za-z0-9\-.]{1,64}$"
+"""The FHIR ``id`` syntax: an institution id can name an Organization resource as it is."""
+
+
+def is_institution_id(value: str) -> bool:
+    """Whether ``value`` is an institution id, the whole string (``re.match`` and ``$`` would
+    let a trailing newline through)."""
+    return re.fullmatch(INSTITUTION_ID_PATTERN, value) is not None

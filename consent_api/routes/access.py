@@ -19,11 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..access import AccessService, Clock, Event, get_clock
 from ..auth import AUTH_RESPONSES, Principal, Role, require_roles
-from ..domain.vocab import Category, InstitutionType, Purpose
+from ..domain.vocab import INSTITUTION_ID_PATTERN, Category, InstitutionType, Purpose
 from ..errors import PROBLEM_JSON, ForbiddenError
 from ..grants import GRANT_TOKEN_PATTERN
 from ..identity import SUBJECT_PATTERN, Subject
-from ..institutions import INSTITUTION_ID_PATTERN
 from ..paging import DEFAULT_LIMIT, After, Limit, link_next, paged_responses, split_page
 from ..redemption import redeem
 from ..throttle import get_pools

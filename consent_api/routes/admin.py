@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ledger.batcher import GroupCommitter
 
-from ..auth import AUTH_RESPONSES, PlatformKeys, Role, require_roles
+from ..auth import (
+    AUTH_RESPONSES,
+    Authenticator,
+    PlatformKeys,
+    Role,
+    get_authenticator,
+    require_roles,
+)
 from ..dependencies import (
     get_committer,
     get_institutions,
@@ -25,7 +32,7 @@ from ..dependencies import (
     get_settings,
     get_vault,
 )
-from ..domain.vocab import InstitutionType
+from ..domain.vocab import INSTITUTION_ID_PATTERN, InstitutionType
 from ..errors import (
     PROBLEM_JSON,
     ConflictError,
@@ -44,10 +51,10 @@ from ..identity import (
     subject_erased_event,
 )
 from ..institutions import (
-    INSTITUTION_ID_PATTERN,
     Institution,
     InstitutionRegistry,
     jwk_of,
+    key_problem,
     public_key_from_jwk,
     public_key_from_pem,
 )
@@ -118,6 +125,10 @@ class InstitutionOut(BaseModel):
     active: bool
     registered_at: datetime
     deactivated_at: datetime | None
+    key_refused: str | None = Field(
+        default=None,
+        description="Why the registered key verifies no token (small order), if it does not.",
+    )
 
     @classmethod
     def of(cls, institution: Institution) -> InstitutionOut:
@@ -130,6 +141,7 @@ class InstitutionOut(BaseModel):
             active=institution.active,
             registered_at=institution.registered_at,
             deactivated_at=institution.deactivated_at,
+            key_refused=key_problem(institution.public_key),
         )
 
 
@@ -294,9 +306,12 @@ def erase_resident(
     vault: Annotated[ResidentVault, Depends(get_vault)],
     committer: Annotated[GroupCommitter, Depends(get_committer)],
     records: Annotated[Records, Depends(get_records)],
+    authenticator: Annotated[Authenticator, Depends(get_authenticator)],
 ) -> ErasureOut:
-    """Erase a resident's personal data by deleting their key; logs ``subject.erased``."""
+    """Erase a resident's personal data by deleting their key; logs ``subject.erased``. Their
+    tokens stop working at once."""
     erasure, erased_now = vault.erase(subject)
+    authenticator.forget_resident(subject)
     forget_lapse_dates(records, subject)  # also on a retry: it is idempotent
     if not erased_now and erasure.leaf_index is not None:
         raise ErasedError(f"resident {subject} was already erased", leaf_index=erasure.leaf_index)

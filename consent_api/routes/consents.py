@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from ..auth import AUTH_RESPONSES, Principal, Role, require_roles
 from ..consents import ConsentService
 from ..domain.consent import Consent
-from ..domain.vocab import Category, InstitutionType, Purpose
+from ..domain.vocab import INSTITUTION_ID_PATTERN, Category, InstitutionType, Purpose
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"], responses=AUTH_RESPONSES)
 
@@ -24,11 +24,12 @@ def get_consents(request: Request) -> ConsentService:
 
 
 Service = Annotated[ConsentService, Depends(get_consents)]
+InstitutionId = Annotated[str, Field(pattern=INSTITUTION_ID_PATTERN)]
 
 
 class GranteeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    institution: str | None = Field(default=None, min_length=1, max_length=256)
+    institution: InstitutionId | None = Field(default=None, description="A registered id.")
     institution_type: InstitutionType | None = None
 
 
@@ -44,7 +45,9 @@ class RulesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["permit", "deny"] = "permit"
     grantee: GranteeIn | None = Field(description="One institution, or all of a type.")
-    holders: list[str] = Field(default=[], max_length=64, description="Holding institutions.")
+    holders: list[InstitutionId] = Field(
+        default=[], max_length=64, description="Holding institutions (registered ids)."
+    )
     categories: list[Category] = Field(default=[], max_length=16)
     purposes: list[Purpose] = Field(default=[], max_length=8)
     period: PeriodIn = PeriodIn()

@@ -18,7 +18,8 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ..dependencies import get_settings
+from ..auth import PlatformKeys
+from ..dependencies import get_platform_keys, get_settings
 from ..errors import NotFoundError
 from ..settings import ApiSettings
 from . import web_api
@@ -60,6 +61,7 @@ SECURITY_HEADERS: Final = {
 pages = APIRouter(include_in_schema=False)
 
 Settings = Annotated[ApiSettings, Depends(get_settings)]
+Platform = Annotated[PlatformKeys, Depends(get_platform_keys)]
 
 
 @cache
@@ -79,11 +81,11 @@ def read_file(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def render_page(name: str, settings: ApiSettings) -> str:
+def render_page(name: str, settings: ApiSettings, audience: str) -> str:
     """A page with the service's public configuration in its ``<meta>`` tags."""
     text = read_file(WEB_DIR / name).decode("utf-8")
     values = {
-        "audience": settings.token_audience,
+        "audience": audience,
         "explorer": settings.explorer_tx_url or "",
     }
     for key, value in values.items():
@@ -91,10 +93,10 @@ def render_page(name: str, settings: ApiSettings) -> str:
     return text
 
 
-def _page(name: str) -> Callable[[ApiSettings], Awaitable[HTMLResponse]]:
-    async def page(settings: Settings) -> HTMLResponse:
+def _page(name: str) -> Callable[[ApiSettings, PlatformKeys], Awaitable[HTMLResponse]]:
+    async def page(settings: Settings, platform: Platform) -> HTMLResponse:
         headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
-        return HTMLResponse(render_page(name, settings), headers=headers)
+        return HTMLResponse(render_page(name, settings, platform.audience), headers=headers)
 
     return page
 

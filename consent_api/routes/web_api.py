@@ -3,6 +3,8 @@
 * ``GET /v1/institutions``: every signed-in role may list institutions (id, name, type,
   whether active), so a resident can pick a grantee by name. Institutions are not personal
   data; their keys and registration details stay with the admin's ``/v1/admin/institutions``.
+* ``GET /v1/audience``: public, the ``aud`` every token for this deployment must carry
+  (institutions sign their own tokens, so they must know it; it names no secret).
 * ``GET /v1/audit/report``: the regulator's console shows the auditor's latest findings. The
   auditor runs elsewhere (it trusts nothing of this service) and writes its ``--json`` report;
   the file at ``audit_report`` is served as written, with the time it was written.
@@ -17,8 +19,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from ..auth import AUTH_RESPONSES, Principal, Role, require_roles
-from ..dependencies import get_institutions, get_settings
+from ..auth import AUTH_RESPONSES, PlatformKeys, Principal, Role, require_roles
+from ..dependencies import get_institutions, get_platform_keys, get_settings
 from ..domain.vocab import InstitutionType
 from ..errors import NotFoundError
 from ..institutions import InstitutionRegistry
@@ -42,6 +44,10 @@ class DirectoryEntry(BaseModel):
     active: bool
 
 
+class AudienceOut(BaseModel):
+    audience: str = Field(description='The "aud" every token for this deployment must carry.')
+
+
 class AuditReportOut(BaseModel):
     written_at: datetime = Field(description="When the auditor wrote the report (file time).")
     report: dict[str, Any] = Field(description="The report as the auditor wrote it (--json).")
@@ -56,6 +62,14 @@ def institution_directory(
         DirectoryEntry(id=item.id, name=item.name, type=item.type, active=item.active)
         for item in registry.all()
     ]
+
+
+@router.get("/v1/audience", tags=["directory"])
+async def token_audience(
+    platform: Annotated[PlatformKeys, Depends(get_platform_keys)],
+) -> AudienceOut:
+    """The audience institutions put in the tokens they sign for this deployment."""
+    return AudienceOut(audience=platform.audience)
 
 
 @router.get(

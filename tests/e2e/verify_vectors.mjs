@@ -1,7 +1,8 @@
 // The page's verification code (merkle.js, note.js, receipt.js, jcs.js) run in chromium on
 // vectors the Python side built with the `hashing` package, including corrupted variants: the
 // browser must accept exactly what Python accepts; history entries showing what was not logged,
-// or about another resident, are not verified. Then api.js's paging on Link headers: followed on
+// or about another resident, are not verified; strict Ed25519 (ed25519.js) refuses exactly the
+// keys and signatures hashing.ed25519 refuses, and small-order log keys do not load. Then api.js's paging on Link headers: followed on
 // the page's origin only, with no request (and no token) sent anywhere else. The modules are
 // served from the source tree on a made-up origin, so no server is needed.
 
@@ -115,6 +116,20 @@ try {
         got = `fail:${error.code || error.message}`;
       }
       if (got !== c.expected) out.push(`cosignature ${c.name}: got ${got}, Python says ${c.expected}`);
+      }
+    const { pointProblem, signatureProblem } = await import("/static/js/ed25519.js");
+    const fromHex = (hex) => Uint8Array.from(hex.match(/../g) || [], (h) => parseInt(h, 16));
+    for (const c of v.strict.points) {
+      const problem = pointProblem(fromHex(c.hex));
+      if ((problem === null) !== c.valid) out.push(`point ${c.name}: got ${problem}, Python says ${c.valid}`);
+    }
+    for (const c of v.strict.signatures) {
+      const problem = signatureProblem(fromHex(c.hex));
+      if ((problem === null) !== c.valid) out.push(`signature ${c.name}: got ${problem}, Python says ${c.valid}`);
+    }
+    for (const c of v.strict.weak_vkeys) {
+      const got = await outcome(async () => loadVerifier(c.vkey));
+      if (got !== "fail:key-format") out.push(`weak key ${c.name}: got ${got}, Python refuses it`);
     }
     for (const c of v.canonical) {
       const got = canonicalize(JSON.parse(c.json));

@@ -56,9 +56,13 @@ class Party:
     id: str
     key: Ed25519PrivateKey
     pem_path: Path
+    audience: str
+
+    def token(self, ttl: int = 60) -> str:
+        return sign_institution_token(self.key, self.id, ttl, audience=self.audience)
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {sign_institution_token(self.key, self.id)}"}
+        return {"Authorization": f"Bearer {self.token()}"}
 
 
 @dataclass
@@ -85,7 +89,8 @@ class World:
         }
         response = self.client.post("/v1/admin/institutions", json=body, headers=self.admin)
         assert response.status_code == 201, response.text
-        party = Party(institution_id, key, pem_path)
+        audience = self.client.get("/v1/audience").json()["audience"]
+        party = Party(institution_id, key, pem_path, audience)
         self.institutions[institution_id] = party
         return party
 

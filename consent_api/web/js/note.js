@@ -1,9 +1,12 @@
 // C2SP signed notes with Ed25519 (hashing/note.py) and tlog checkpoints (hashing/checkpoint.py),
 // verified with WebCrypto. A key id is SHA-256(name || "\n" || 0x01 || public key)[:4]; the
 // signature covers the note text up to and including the newline before the blank line. A
-// checkpoint must be of the expected origin, which is the log key's name.
+// checkpoint must be of the expected origin, which is the log key's name. Verification is strict
+// (ed25519.js): no small-order or non-canonical key loads, and no signature with a small-order R
+// or S >= L verifies.
 
 import { concat, equal, fromBase64Strict, sha256, toHex, utf8 } from "./bytes.js";
+import { pointProblem, signatureProblem } from "./ed25519.js";
 import { VerifyError } from "./merkle.js";
 
 const SIGNATURE_PREFIX = "\u2014 ";
@@ -27,6 +30,8 @@ export async function loadVerifier(vkey) {
   if (toHex(keyHash) !== hashHex.toLowerCase()) {
     throw new VerifyError("key-format", "the log key's hash does not match its key");
   }
+  const weak = pointProblem(key.slice(1));
+  if (weak !== null) throw new VerifyError("key-format", `the log key is refused: ${weak}`);
   const publicKey = await crypto.subtle.importKey("raw", key.slice(1), { name: "Ed25519" }, false, [
     "verify",
   ]);
@@ -54,6 +59,8 @@ export async function openCheckpoint(note, verifier, origin = verifier.name) {
     if (name !== verifier.name || blob.length < 5 || !equal(blob.slice(0, 4), verifier.keyHash)) {
       continue; // another key's signature: not ours to judge
     }
+    const refused = signatureProblem(blob.slice(4));
+    if (refused !== null) throw new VerifyError("bad-signature", `the checkpoint signature is refused: ${refused}`);
     const ok = await crypto.subtle.verify(
       { name: "Ed25519" },
       verifier.publicKey,
