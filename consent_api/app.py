@@ -39,6 +39,7 @@ from .routes import (
 )
 from .routes import lapse as lapse_openings
 from .settings import ApiSettings
+from .strict_json import StrictJson
 
 
 def app_from_env() -> FastAPI:
@@ -128,5 +129,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(audit_fhir.router)
     app.include_router(lapse_openings.router)
     app.include_router(web.router)  # the apps' pages, and the small API only they need
+    app.add_middleware(StrictJson)  # inside BodyLimit: it reads only bodies within the limit
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -112,7 +112,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        slug = {404: "not-found", 405: "method-not-allowed", 413: PayloadTooLargeError.slug}.get(
+            exc.status_code, "http-error"
+        )
         return problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
 
     @app.exception_handler(HashingError)

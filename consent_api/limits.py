@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import PROBLEM_BASE, PROBLEM_JSON
@@ -39,7 +40,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -77,5 +78,9 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """A streamed body passed the limit. An ``HTTPException``, since FastAPI turns any other
+    error raised while it reads a body into a 400; this one it lets through to the 413."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the body is larger than {max_bytes} bytes")

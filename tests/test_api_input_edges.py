@@ -16,7 +16,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from consent_api.app import create_app
-from tests.api_helpers import Institution, api_settings, leaves, register_resident, resident
+from tests.api_helpers import (
+    Institution,
+    admin,
+    api_settings,
+    leaves,
+    register_resident,
+    resident,
+    state,
+)
 
 
 @pytest.fixture
@@ -129,8 +137,8 @@ def fhir_consent(subject: str, depth: int) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("depth", [130, 600])
-def test_a_fhir_consent_nested_too_deep_gets_an_operation_outcome_not_a_500(
+@pytest.mark.parametrize("depth", [10, 25, 130, 600])
+def test_a_fhir_consent_nested_too_deep_gets_a_problem_not_a_500(
     client: TestClient, depth: int
 ) -> None:
     subject = register_resident(client, "r-2", birth_date=date(1970, 1, 1))
@@ -138,4 +146,140 @@ def test_a_fhir_consent_nested_too_deep_gets_an_operation_outcome_not_a_500(
         "/fhir/Consent", json=fhir_consent("r-2", depth), headers=resident(client, subject)
     )
     assert response.status_code == 422, response.text
-    assert "deeper than 8" in response.text
+    assert "deeper than" in response.json()["detail"]  # 8 provisions or 64 JSON levels
+
+
+# -- the body as JSON: one meaning only ----------------------------------------------------------
+
+
+def raw_post(
+    client: TestClient, url: str, body: bytes, headers: dict[str, str], **extra: str
+) -> Any:
+    return client.post(
+        url, content=body, headers={**headers, "Content-Type": "application/json", **extra}
+    )
+
+
+def test_a_duplicate_key_is_refused_naming_the_key(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    before = len(leaves(client))
+    body = (
+        b'{"grantee": {"institution": "h1"}, "categories": ["imaging"],'
+        b' "categories": ["lab-results"]}'
+    )
+    response = raw_post(client, "/v1/consents", body, headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"].endswith(":duplicate-key")
+    assert '"categories"' in problem["detail"]
+    nested = b'{"grantee": {"institution": "h1", "institution": "h2"}}'
+    assert raw_post(client, "/v1/consents", nested, headers).status_code == 422
+    assert len(leaves(client)) == before
+
+
+def test_a_duplicate_key_in_a_fhir_body_is_refused(client: TestClient) -> None:
+    subject = register_resident(client, "r-3", birth_date=date(1970, 1, 1))
+    body = b'{"resourceType": "Consent", "status": "active", "status": "inactive"}'
+    response = client.post(
+        "/fhir/Consent",
+        content=body,
+        headers={**resident(client, subject), "Content-Type": "application/fhir+json"},
+    )
+    assert response.status_code == 422, response.text
+    assert '"status"' in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "slug"),
+    [
+        (b'{"grantee": {"institution": "h1"}, "holders": ["\\u0000"]}', "bad-json"),
+        (b'{"grantee": {"institution": "h1"}, "holders": ["\\ud800"]}', "bad-json"),
+        (b'{"grantee": {"institution": "h1"}, "holders": [NaN]}', "bad-json"),
+        (b'{"grantee": {"institution": "h1"}, "holders": [' + b"9" * 5000 + b"]}", "bad-json"),
+        (b"[" * 5000 + b"]" * 5000, "too-deep"),
+        (b'{"a":' * 65 + b"1" + b"}" * 65, "too-deep"),
+    ],
+    ids=["nul", "lone-surrogate", "nan", "huge-int", "deep-array", "deep-object"],
+)
+def test_bodies_no_store_can_keep_are_refused(
+    client: TestClient, headers: dict[str, str], body: bytes, slug: str
+) -> None:
+    response = raw_post(client, "/v1/consents", body, headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["type"].endswith(":" + slug)
+
+
+def test_a_body_without_content_type_is_read_as_strictly(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    body = b'{"grantee": {"institution": "h1"}, "type": "permit", "type": "deny"}'
+    response = client.post("/v1/consents", content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["type"].endswith(":duplicate-key")
+
+
+def test_a_body_that_is_not_json_still_gets_the_routes_own_422(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    response = raw_post(client, "/v1/consents", b'{"grantee": ', headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["type"].endswith(":validation")
+
+
+@pytest.mark.parametrize("emergency", [1, 0, "true", 1.0])
+def test_a_boolean_must_be_a_json_boolean(client: TestClient, emergency: object) -> None:
+    subject = register_resident(client, "r-4", birth_date=date(1970, 1, 1))
+    hospital = Institution(client, "h-strict")
+    body = {
+        "subject": subject,
+        "holder": "h-strict",
+        "categories": ["emergency-stroke"],
+        "purpose": "emergency",
+        "emergency": emergency,
+    }
+    before = len(leaves(client))
+    response = client.post("/v1/access-requests", json=body, headers=hospital.headers())
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["body", "emergency"]
+    assert len(leaves(client)) == before
+
+
+@pytest.mark.parametrize("ttl", [True, 60.0, "60"])
+def test_an_integer_must_be_a_json_integer(client: TestClient, ttl: object) -> None:
+    body = {"role": "regulator", "subject": "reg-1", "ttl": ttl}
+    response = client.post("/v1/admin/tokens", json=body, headers=admin(client))
+    assert response.status_code == 422, response.text
+
+
+def chunks(total: int) -> Iterator[bytes]:
+    piece = b" " * 4096
+    for _ in range(total // len(piece)):
+        yield piece
+
+
+def test_a_chunked_body_over_the_limit_gets_413(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    limit = state(client, "settings").max_body_bytes
+    response = client.post(
+        "/v1/consents",
+        content=chunks(limit * 2),
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert "content-length" not in {k.lower() for k in response.request.headers}
+    assert response.status_code == 413, response.text
+    assert response.json()["type"].endswith(":payload-too-large")
+
+
+def test_a_chunked_body_over_the_limit_gets_413_where_no_json_is_read(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    limit = state(client, "settings").max_body_bytes
+    response = client.post(
+        "/fhir/Consent",
+        content=chunks(limit * 2),
+        headers={**headers, "Content-Type": "text/plain"},
+    )
+    assert response.status_code == 413, response.text

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from ..access import AccessService, Clock, Event, get_clock
@@ -62,7 +62,7 @@ class AccessRequestIn(BaseModel):
     holder: InstitutionId = Field(description="The institution holding the data.")
     categories: Categories
     purpose: Purpose
-    emergency: bool = Field(
+    emergency: StrictBool = Field(
         default=False, description="Break-glass: emergency purpose and categories only."
     )
 
