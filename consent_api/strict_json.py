@@ -94,7 +94,8 @@ def _check_string(text: str) -> None:
 
 
 def _is_json(scope: Scope) -> bool:
-    for name, value in scope.get("headers", []):
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
         if name == b"content-type":
             media = value.decode("latin-1").split(";", 1)[0].strip().lower()
             kind, _, subtype = media.partition("/")
