@@ -16,7 +16,7 @@ from ledger.errors import ConfigurationError
 from ledger.settings import LedgerSettings
 
 from . import auth
-from .settings import ApiSettings
+from .settings import ApiSettings, served_url
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -42,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         value = getattr(args, name, None)
         if value is not None:
             os.environ[env] = str(value)
+    os.environ.setdefault("CONSENT_API_PUBLIC_URL", served_url(args.host, args.port))
     uvicorn.run(
         "consent_api.app:app_from_env",
         factory=True,

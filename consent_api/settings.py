@@ -10,8 +10,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.settings import LedgerSettings
 
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+"""Where ``consent-ledger serve`` listens by default; ``serve`` derives it from --host/--port."""
+
 DEFAULT_AUDIENCE = "consent-ledger.local/api"
 """The ``aud`` every bearer token must carry, unless ``token_audience`` is set otherwise."""
+
+
+def served_url(host: str, port: int) -> str:
+    """``http://host:port`` for a listening address: the public URL ``serve`` assumes unless
+    ``CONSENT_API_PUBLIC_URL`` is set. A wildcard bind names no host, so loopback stands in."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 (recognised, not bound to)
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 class ApiSettings(BaseSettings):
@@ -45,6 +58,13 @@ class ApiSettings(BaseSettings):
     )
     audit_report: Path | None = Field(
         default=None, description="The auditor's JSON report (auditor --json), for regulators."
+    )
+    public_url: str = Field(
+        default=DEFAULT_PUBLIC_URL,
+        pattern=r"^https?://[^/\s?#@]+(/[^\s?#]*)?$",
+        description="The service's public base URL (scheme, host, port, optional path prefix): "
+        "every link the service writes (Link and FHIR next, log pages) starts with it, never "
+        "with the request's Host header.",
     )
     explorer_tx_url: str | None = Field(
         default=None,

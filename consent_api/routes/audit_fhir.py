@@ -19,7 +19,7 @@ from ..dependencies import get_vault
 from ..domain.fhir import audit_event_to_fhir
 from ..domain.vocab import V3_ACT_REASON
 from ..identity import SUBJECT_PATTERN, ResidentVault
-from ..paging import DEFAULT_LIMIT, After, Limit, next_url, split_page
+from ..paging import DEFAULT_LIMIT, After, Limit, next_url, public_url_of, split_page
 from .access import Service
 from .history import subject_for
 
@@ -84,7 +84,7 @@ def search_audit_events(
         }
         for leaf_index, _, event in decided
     ]
-    links = [{"relation": "self", "url": str(request.url)}]
+    links = [{"relation": "self", "url": public_url_of(request)}]
     if more:
         links.append({"relation": "next", "url": next_url(request, decided[-1][0])})
     bundle = {
