@@ -22,6 +22,8 @@ from .settings import ApiSettings, served_url
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from . import serving
+
     if args.workers > 1:
         url = args.database_url or LedgerSettings().resolved_database_url()
         if not url.startswith("postgresql"):
@@ -46,6 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "consent_api.app:app_from_env",
         factory=True,
+        http=serving.PROTOCOL,  # uvicorn's, with deadlines for headers and bodies
         host=args.host,
         port=args.port,
         workers=args.workers,

@@ -66,6 +66,18 @@ class ApiSettings(BaseSettings):
         "every link the service writes (Link and FHIR next, log pages) starts with it, never "
         "with the request's Host header.",
     )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="serve: seconds a client has to send a request's headers, else 408.",
+    )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="serve: seconds a client has to send a request's body after its headers.",
+    )
     explorer_tx_url: str | None = Field(
         default=None,
         pattern=r"^https?://[^\s]*\{tx\}[^\s]*$",
