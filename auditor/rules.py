@@ -37,6 +37,28 @@ EMERGENCY_CATEGORIES: Final = frozenset(
     }
 )
 
+#: The platform's closed vocabularies (its specification), in the order it lists them.
+CATEGORIES: Final = (
+    "lab-results",
+    "imaging",
+    "prescriptions",
+    "discharge-summaries",
+    "emergency-chest-pain",
+    "emergency-stroke",
+    "emergency-trauma",
+    "emergency-neonatal",
+    "emergency-maternal",
+)
+PURPOSES: Final = (
+    "treatment",
+    "referral",
+    "remote-consultation",
+    "family-doctor",
+    "research",
+    "emergency",
+)
+INSTITUTION_TYPES: Final = ("hospital", "clinic", "family-doctor-team")
+
 PERMITTED: Final = "permitted"
 DENIED: Final = "denied-by-provision"
 SILENT: Final = "silent"
@@ -215,6 +237,25 @@ def evaluate(
     if version.revoked is not None and version.revoked <= at:
         return SILENT
     if at < version.granted or (version.lapse is not None and at >= version.lapse):
+        return SILENT
+    return PERMITTED if _resolve(rule, requester, rtype, holder, category, purpose, at) else DENIED
+
+
+def rules_say(
+    rule: Rule,
+    lapse: int | None,
+    requester: str,
+    rtype: str,
+    holder: str,
+    category: str,
+    purpose: str,
+    at: int,
+) -> str:
+    """What a consent's rules (and a guardian's ``lapse``) say about one point, its grant and
+    revocation aside: PERMITTED, DENIED or SILENT. What narrowing compares between versions."""
+    if not _matches(rule, requester, rtype, holder, category, purpose, at):
+        return SILENT
+    if lapse is not None and at >= lapse:
         return SILENT
     return PERMITTED if _resolve(rule, requester, rtype, holder, category, purpose, at) else DENIED
 

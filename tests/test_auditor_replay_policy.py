@@ -305,6 +305,35 @@ DENY_IMAGING = {"type": "deny", "categories": ["imaging"], "provisions": []}
             True,
             id="a deny narrowed",
         ),
+        pytest.param(
+            {
+                "categories": [],
+                "provisions": [
+                    {
+                        "type": "deny",
+                        "categories": ["imaging"],
+                        "provisions": [
+                            {
+                                "type": "permit",
+                                "categories": ["prescriptions"],
+                                "holders": ["x-third"],
+                            }
+                        ],
+                    }
+                ],
+            },
+            {
+                "categories": [],
+                "provisions": [
+                    {
+                        "type": "deny",
+                        "provisions": [{"type": "permit", "categories": ["prescriptions"]}],
+                    }
+                ],
+            },
+            False,
+            id="a deny exception reshaped that only removes permits (issue 12, item 10)",
+        ),
     ],
 )
 def test_a_new_version_must_permit_nothing_more(
