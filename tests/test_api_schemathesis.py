@@ -1,7 +1,14 @@
-"""schemathesis against the OpenAPI of a real server: no 5xx, no response outside the spec."""
+"""schemathesis against the OpenAPI of a real server: no 5xx, no response outside the spec.
+
+Each operation on its own, then stateful scenarios that follow the links schemathesis infers
+between operations (a consent granted, then read, narrowed and revoked by its id). The default
+example counts keep the suite short; for a deeper run set ``SCHEMATHESIS_EXAMPLES`` (per
+operation) and ``SCHEMATHESIS_SCENARIOS`` (stateful), e.g. 500 and 300.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +23,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from consent_api.auth import sign_institution_token
 from consent_api.institutions import jwk_of
 from tests.live_server import LiveServer
+
+EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "30"))
+SCENARIOS = int(os.environ.get("SCHEMATHESIS_SCENARIOS", "20"))
 
 
 class Parties:
@@ -85,7 +95,7 @@ def test_no_server_errors_and_responses_match_the_spec(
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=25,
+            max_examples=EXAMPLES,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
@@ -104,3 +114,26 @@ def test_no_server_errors_and_responses_match_the_spec(
         except Exception as exc:  # collect every operation's failure, then report them all
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_stateful_scenarios_along_the_links(server: LiveServer, parties: Parties) -> None:
+    """Sequences of calls, each feeding ids from one response into the next request."""
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+
+    class Scenarios(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            token = parties.token_for(case.path, case.method.upper())
+            return {"headers": {"Authorization": f"Bearer {token}"}}
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(response, excluded_checks=[positive_data_acceptance])
+
+    Scenarios.run(
+        settings=settings(
+            max_examples=SCENARIOS,
+            stateful_step_count=8,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
