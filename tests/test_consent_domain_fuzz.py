@@ -217,9 +217,8 @@ def test_narrowing_any_pair_answers_or_refuses(old_body: Any, new_body: Any) -> 
         return
     try:
         accepted = narrow(old, new)
-    except NarrowingError as refused:
-        assert str(refused)  # a refusal says why
-        return
+    except NarrowingError:
+        return  # refused with the domain's own error
     assert accepted == new
 
 
