@@ -129,8 +129,15 @@ def iso(at: int) -> str:
     return (EPOCH + at * _US).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def rule_of(body: Mapping[str, object], *, root: bool) -> Rule:
+MAX_DEPTH: Final = 32
+"""Deepest provisions the auditor reads (the service logs at most 8): a log nesting deeper is
+a bad event, not a stack to exhaust."""
+
+
+def rule_of(body: Mapping[str, object], *, root: bool, depth: int = 0) -> Rule:
     """The rule of a logged consent body (``root``) or of one of its provisions."""
+    if depth > MAX_DEPTH:
+        raise RuleError(f"provisions nest deeper than {MAX_DEPTH}")
     kind = body.get("type", "permit")
     if kind not in ("permit", "deny"):
         raise RuleError(f"a rule's type is permit or deny, not {kind!r}")
@@ -152,7 +159,8 @@ def rule_of(body: Mapping[str, object], *, root: bool) -> Rule:
         start=optional_micros(period.get("start")),
         end=optional_micros(period.get("end")),
         provisions=tuple(
-            rule_of(_object(p), root=False) for p in _list(body.get("provisions", []))
+            rule_of(_object(p), root=False, depth=depth + 1)
+            for p in _list(body.get("provisions", []))
         ),
     )
 
