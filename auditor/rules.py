@@ -37,6 +37,28 @@ EMERGENCY_CATEGORIES: Final = frozenset(
     }
 )
 
+#: The platform's closed vocabularies (its specification), in the order it lists them.
+CATEGORIES: Final = (
+    "lab-results",
+    "imaging",
+    "prescriptions",
+    "discharge-summaries",
+    "emergency-chest-pain",
+    "emergency-stroke",
+    "emergency-trauma",
+    "emergency-neonatal",
+    "emergency-maternal",
+)
+PURPOSES: Final = (
+    "treatment",
+    "referral",
+    "remote-consultation",
+    "family-doctor",
+    "research",
+    "emergency",
+)
+INSTITUTION_TYPES: Final = ("hospital", "clinic", "family-doctor-team")
+
 PERMITTED: Final = "permitted"
 DENIED: Final = "denied-by-provision"
 SILENT: Final = "silent"
@@ -107,8 +129,15 @@ def iso(at: int) -> str:
     return (EPOCH + at * _US).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def rule_of(body: Mapping[str, object], *, root: bool) -> Rule:
+MAX_DEPTH: Final = 32
+"""Deepest provisions the auditor reads (the service logs at most 8): a log nesting deeper is
+a bad event, not a stack to exhaust."""
+
+
+def rule_of(body: Mapping[str, object], *, root: bool, depth: int = 0) -> Rule:
     """The rule of a logged consent body (``root``) or of one of its provisions."""
+    if depth > MAX_DEPTH:
+        raise RuleError(f"provisions nest deeper than {MAX_DEPTH}")
     kind = body.get("type", "permit")
     if kind not in ("permit", "deny"):
         raise RuleError(f"a rule's type is permit or deny, not {kind!r}")
@@ -130,7 +159,8 @@ def rule_of(body: Mapping[str, object], *, root: bool) -> Rule:
         start=optional_micros(period.get("start")),
         end=optional_micros(period.get("end")),
         provisions=tuple(
-            rule_of(_object(p), root=False) for p in _list(body.get("provisions", []))
+            rule_of(_object(p), root=False, depth=depth + 1)
+            for p in _list(body.get("provisions", []))
         ),
     )
 
@@ -215,6 +245,25 @@ def evaluate(
     if version.revoked is not None and version.revoked <= at:
         return SILENT
     if at < version.granted or (version.lapse is not None and at >= version.lapse):
+        return SILENT
+    return PERMITTED if _resolve(rule, requester, rtype, holder, category, purpose, at) else DENIED
+
+
+def rules_say(
+    rule: Rule,
+    lapse: int | None,
+    requester: str,
+    rtype: str,
+    holder: str,
+    category: str,
+    purpose: str,
+    at: int,
+) -> str:
+    """What a consent's rules (and a guardian's ``lapse``) say about one point, its grant and
+    revocation aside: PERMITTED, DENIED or SILENT. What narrowing compares between versions."""
+    if not _matches(rule, requester, rtype, holder, category, purpose, at):
+        return SILENT
+    if lapse is not None and at >= lapse:
         return SILENT
     return PERMITTED if _resolve(rule, requester, rtype, holder, category, purpose, at) else DENIED
 

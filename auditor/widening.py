@@ -1,9 +1,10 @@
 """Whether a consent's next version permits something its previous one did not.
 
-The service proves each narrowing exact (``consent_api``'s cell search); the auditor checks it
-again, apart from that code, with a simpler test that is sufficient, never necessary: a
-version it passes permits nothing more than the one before (a deny counts as less than
-silence, since a deny of one consent overrides every other). What it checks, rule by rule:
+The service proves each narrowing exact with its own cell search; the auditor decides the
+same question apart from that code, and must reach the same verdict on every pair. First a
+quick test, rule by rule, that is sufficient, never necessary: a version it passes permits
+nothing more than the one before (a deny counts as less than silence, since a deny of one
+consent overrides every other). What it checks:
 
 * a permit stays a permit for the same grantee, its holders, categories and purposes are
   subsets (an empty list is "any") and its period lies within the old one; every old
@@ -12,15 +13,19 @@ silence, since a deny of one consent overrides every other). What it checks, rul
   deny would turn into silence there);
 * a deny stays a deny (or a permit becomes a deny with no exceptions) over at least the old
   scope, with no exception added, none dropped that carries a deny of its own (a nested deny
-  overrides permits like any other), and no exception at all if its scope grew;
-* a guardian's lapse is neither removed (except by the resident's own renewal from the lapse
-  on) nor moved later, and the version is not granted before the previous one, nor after a
-  revocation of it.
+  overrides permits like any other), and no exception at all if its scope grew.
+
+When the quick test cannot tell (a deny exception reshaped, say, that only removed permits),
+the exact search of ``auditor.cells`` decides, and a widening is reported with its witness.
+Around the rules: a guardian's lapse is neither removed (except by the resident's own
+renewal from the lapse on) nor moved later, and the version is not granted before the
+previous one, nor after a revocation of it.
 """
 
 from __future__ import annotations
 
-from .rules import Rule, Version
+from .cells import MAX_WORK, first_widening, work
+from .rules import Rule, Version, iso
 
 #: A set dimension of a rule: a sorted tuple, empty meaning "any".
 Values = tuple[str, ...]
@@ -42,10 +47,34 @@ def widening(old: Version, new: Version, *, guardian: bool, renewal: bool) -> st
             return "it drops the guardian's lapse before the child is 14"
         if new.lapse is not None and new.lapse > old.lapse:
             return "it moves the guardian's lapse later"
+    if old.lapse is not None and new.lapse is not None:
+        return rule_widening(old.rule, new.rule, old_lapse=old.lapse, new_lapse=new.lapse)
+    # A renewal drops the lapse on purpose; a lapse not opened is not known: the rules alone.
     return rule_widening(old.rule, new.rule)
 
 
-def rule_widening(old: Rule, new: Rule) -> str | None:
+def rule_widening(
+    old: Rule, new: Rule, *, old_lapse: int | None = None, new_lapse: int | None = None
+) -> str | None:
+    """How ``new``'s rules (silent from ``new_lapse`` on) permit more than ``old``'s (silent
+    from ``old_lapse``); None if they do so nowhere."""
+    # The quick test reads the rules alone: sound only if both lapse alike. An earlier lapse
+    # is not always narrower, since the silence after it says more than a deny before it.
+    if old_lapse == new_lapse and quick_widening(old, new) is None:
+        return None
+    lapses = [t for t in (old_lapse, new_lapse) if t is not None]
+    if work(old, new, lapses) > MAX_WORK:
+        return "it is too large to prove narrower than the version before (the service refuses)"
+    point = first_widening(old, new, old_lapse=old_lapse, new_lapse=new_lapse)
+    if point is None:
+        return None
+    return (
+        f"it says more about {point.category} / {point.purpose} to {point.requester} "
+        f"({point.requester_type}) from {point.holder} at {iso(point.at)}"
+    )
+
+
+def quick_widening(old: Rule, new: Rule) -> str | None:
     if old.grantees != new.grantees:
         return "it changes the grantee"
     if old.permit and new.permit:

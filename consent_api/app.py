@@ -44,6 +44,7 @@ from .routes import (
 )
 from .routes import lapse as lapse_openings
 from .settings import ApiSettings
+from .strict_json import StrictJson
 from .throttle import CallerGate, CallerLimiter, Pools, limit_caller
 
 logger = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(web.router)  # the apps' pages, and the small API only they need
     if settings.api_docs:
         app.include_router(docs.router)
+    app.add_middleware(StrictJson)  # inside BodyLimit: it reads only bodies within the limit
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CallerGate)  # outermost: a caller over its limits is refused first
     return app

@@ -16,11 +16,13 @@ from ledger.errors import ConfigurationError
 from ledger.settings import LedgerSettings
 
 from . import auth
-from .settings import ApiSettings
+from .settings import ApiSettings, served_url
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from . import serving
 
     if args.workers > 1:
         url = args.database_url or LedgerSettings().resolved_database_url()
@@ -42,9 +44,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         value = getattr(args, name, None)
         if value is not None:
             os.environ[env] = str(value)
+    os.environ.setdefault("CONSENT_API_PUBLIC_URL", served_url(args.host, args.port))
     uvicorn.run(
         "consent_api.app:app_from_env",
         factory=True,
+        http=serving.PROTOCOL,  # uvicorn's, with deadlines for headers and bodies
         host=args.host,
         port=args.port,
         workers=args.workers,

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from hashing import HashingError, VerificationError
 from ledger.errors import InvalidEventError, StorageFullError, TreeSizeError, storage_full
@@ -123,6 +124,13 @@ def answer(
     return problem(status, slug, title, detail, **extensions)
 
 
+async def send_answer(
+    scope: Scope, receive: Receive, send: Send, status: int, slug: str, title: str, detail: str
+) -> None:
+    """``answer`` from ASGI middleware that runs before any route (limits, strict JSON)."""
+    await answer(Request(scope), status, slug, title, detail)(scope, receive, send)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error leaves the service as a problem document with a stable type (under /fhir,
     an OperationOutcome carrying the same type)."""
@@ -178,7 +186,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        slug = {404: "not-found", 405: "method-not-allowed", 413: PayloadTooLargeError.slug}.get(
+            exc.status_code, "http-error"
+        )
         return answer(request, exc.status_code, slug, str(exc.detail), str(exc.detail))
 
     @app.exception_handler(HashingError)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import PROBLEM_BASE, PROBLEM_JSON
+from .errors import send_answer
 
 
 class BodyLimit:
@@ -25,10 +24,11 @@ class BodyLimit:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await self._refuse(send, 400, "bad-request", "Content-Length is not a number")
+                    detail = "Content-Length is not a number"
+                    await send_answer(scope, receive, send, 400, "bad-request", detail, detail)
                     return
                 if declared > self.max_bytes:
-                    await self._refuse_large(send)
+                    await self._refuse_large(scope, receive, send)
                     return
         received = 0
         started = False
@@ -39,7 +39,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -52,30 +52,16 @@ class BodyLimit:
             await self.app(scope, limited, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse_large(send)
+                await self._refuse_large(scope, receive, send)
 
-    async def _refuse_large(self, send: Send) -> None:
-        await self._refuse(
-            send, 413, "payload-too-large", f"the body is larger than {self.max_bytes} bytes"
-        )
-
-    @staticmethod
-    async def _refuse(send: Send, status: int, slug: str, detail: str) -> None:
-        body = json.dumps(
-            {"type": PROBLEM_BASE + slug, "title": detail, "status": status, "detail": detail}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"the body is larger than {self.max_bytes} bytes"
+        await send_answer(scope, receive, send, 413, "payload-too-large", detail, detail)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """A streamed body passed the limit. An ``HTTPException``, since FastAPI turns any other
+    error raised while it reads a body into a 400; this one it lets through to the 413."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the body is larger than {max_bytes} bytes")

@@ -5,6 +5,9 @@ is ``leaf_index > after``, read from an index that ends with ``leaf_index`` (``r
 response body stays the plain list (or FHIR Bundle) it always was; when there may be more, a
 ``Link: <url>; rel="next"`` header (RFC 8288) gives the URL of the next page, which is the
 request's own URL with ``after`` set. The last page has no such link.
+
+Every such URL starts with the configured ``public_url``, never with the request's ``Host``
+header, which any client may set to send the next reader elsewhere (``public_url_of``).
 """
 
 from __future__ import annotations
@@ -48,9 +51,23 @@ def paged_responses(description: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"description": description, "headers": LINK_HEADER}}
 
 
+def public_base(request: Request) -> str:
+    """The service's public base URL, ending with a slash (never taken from ``Host``)."""
+    base: str = request.app.state.settings.public_url
+    return base.rstrip("/") + "/"
+
+
+def public_url_of(request: Request, **params: int) -> str:
+    """The request's path and query (``params`` set) under the service's public base URL."""
+    base: str = request.app.state.settings.public_url
+    url = request.url.include_query_params(**params) if params else request.url
+    query = f"?{url.query}" if url.query else ""
+    return f"{base.rstrip('/')}{url.path}{query}"
+
+
 def next_url(request: Request, after: int) -> str:
     """The request's URL with the cursor moved to ``after`` (its other parameters kept)."""
-    return str(request.url.include_query_params(after=after))
+    return public_url_of(request, after=after)
 
 
 def split_page(items: Sequence[T], limit: int) -> tuple[Sequence[T], bool]:

@@ -14,6 +14,19 @@ AUDIENCE_PREFIX = "consent-ledger/"
 """Unless ``token_audience`` is set, every token's ``aud`` is this and the RFC 7638 thumbprint
 of the deployment's platform key (``auth.deployment_audience``): its own, unlike any other's."""
 
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+"""Where ``consent-ledger serve`` listens by default; ``serve`` derives it from --host/--port."""
+
+
+def served_url(host: str, port: int) -> str:
+    """``http://host:port`` for a listening address: the public URL ``serve`` assumes unless
+    ``CONSENT_API_PUBLIC_URL`` is set. A wildcard bind names no host, so loopback stands in."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 (recognised, not bound to)
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
 
 class ApiSettings(BaseSettings):
     """How the consent service runs; the log's own settings are nested under ``ledger``."""
@@ -52,6 +65,25 @@ class ApiSettings(BaseSettings):
     )
     audit_report: Path | None = Field(
         default=None, description="The auditor's JSON report (auditor --json), for regulators."
+    )
+    public_url: str = Field(
+        default=DEFAULT_PUBLIC_URL,
+        pattern=r"^https?://[^/\s?#@]+(/[^\s?#]*)?$",
+        description="The service's public base URL (scheme, host, port, optional path prefix): "
+        "every link the service writes (Link and FHIR next, log pages) starts with it, never "
+        "with the request's Host header.",
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="serve: seconds a client has to send a request's headers, else 408.",
+    )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="serve: seconds a client has to send a request's body after its headers.",
     )
     explorer_tx_url: str | None = Field(
         default=None,

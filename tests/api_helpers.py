@@ -23,7 +23,8 @@ def api_settings(tmp_path: Path, database_url: str | None = None) -> ApiSettings
         database_url=database_url or f"sqlite:///{tmp_path / 'ledger.db'}",
         origin="api.test/log",
     )
-    return ApiSettings(ledger=ledger, anchor_in_background=False)
+    # The test client's own base URL: links the service writes resolve through it.
+    return ApiSettings(ledger=ledger, anchor_in_background=False, public_url="http://testserver")
 
 
 def state(client: TestClient, name: str) -> Any:

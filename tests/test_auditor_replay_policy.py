@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from auditor.cli import build_parser
@@ -305,6 +306,35 @@ DENY_IMAGING = {"type": "deny", "categories": ["imaging"], "provisions": []}
             True,
             id="a deny narrowed",
         ),
+        pytest.param(
+            {
+                "categories": [],
+                "provisions": [
+                    {
+                        "type": "deny",
+                        "categories": ["imaging"],
+                        "provisions": [
+                            {
+                                "type": "permit",
+                                "categories": ["prescriptions"],
+                                "holders": ["x-third"],
+                            }
+                        ],
+                    }
+                ],
+            },
+            {
+                "categories": [],
+                "provisions": [
+                    {
+                        "type": "deny",
+                        "provisions": [{"type": "permit", "categories": ["prescriptions"]}],
+                    }
+                ],
+            },
+            False,
+            id="a deny exception reshaped that only removes permits (issue 12, item 10)",
+        ),
     ],
 )
 def test_a_new_version_must_permit_nothing_more(
@@ -402,3 +432,16 @@ def test_saving_the_state_syncs_its_directory(
     monkeypatch.setattr(os, "fsync", fsync)
     AuditorState().save(tmp_path)
     assert synced[-1] == str(tmp_path)
+
+
+def test_a_logged_consent_nested_past_any_stack_is_a_bad_event(log: Log) -> None:
+    """As deep as a leaf's JSON can be read (1,000 levels): refused, never a crash."""
+    body = orjson.dumps(consent_body(provisions=[{"type": "deny", "provisions": ["DEEP"]}]))
+    levels = 495
+    deep = b'{"type":"permit","provisions":[' * levels + b"]}" * levels
+    body = body.replace(b'"DEEP"', deep)
+    at = orjson.loads(body)["granted_at"]
+    leaf = log.raw(
+        b'{"kind":"consent.granted","data":{"consent":' + body + b',"at":"' + at.encode() + b'"}}'
+    )
+    assert (Code.BAD_EVENT, (leaf,)) in log.codes()

@@ -11,18 +11,29 @@ Lifecycle: a consent is granted as version 1, may be narrowed into later version
 (``narrowing.narrow``), renewed by the resident after a guardian's authority ends
 (``renew_by_resident``) and revoked (``revoke``), which takes effect at the instant given.
 
-Instants are timezone-aware. A guardian's authority ends at 00:00 UTC on the child's 14th
-birthday (``guardian_authority_ends``, a calendar date), so every replay of a decision draws
-the line at the same instant whatever zone its inputs were written in.
+Instants are timezone-aware and ``Instant``: written with an offset of at most 14 hours, in
+whole minutes (what ISO 8601 profiles such as FHIR's dateTime and RFC 3339 can express), any
+other offset is normalised to UTC; an instant whose UTC value falls outside years 1 to 9999 is
+refused, since no output format can write it. A guardian's authority ends at 00:00 UTC on the
+child's 14th birthday (``guardian_authority_ends``, a calendar date), so every replay of a
+decision draws the line at the same instant whatever zone its inputs were written in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    model_validator,
+)
 
 from consent_api.domain.errors import InvalidConsentError
 from consent_api.domain.vocab import Category, InstitutionType, Purpose
@@ -43,14 +54,38 @@ ConsentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
 
 ProvisionType = Literal["permit", "deny"]
 
+MAX_OFFSET: Final = timedelta(hours=14)
+"""The widest UTC offset an instant is written with (ISO 8601 / FHIR dateTime: ±14:00)."""
+
+
+def expressible(at: datetime) -> datetime:
+    """``at`` as every output format can write it: in UTC if its offset is beyond ±14:00 or
+    not in whole minutes; refused if even UTC cannot write it (before year 1, after 9999)."""
+    offset = at.utcoffset()
+    if offset is None:
+        raise InvalidConsentError(f"{at.isoformat()} has no time zone")
+    try:
+        in_utc = at.astimezone(UTC)
+    except OverflowError as error:
+        raise InvalidConsentError(
+            f"{at.isoformat()} is outside the years 1 to 9999 in UTC"
+        ) from error
+    if abs(offset) > MAX_OFFSET or offset % timedelta(minutes=1):
+        return in_utc
+    return at
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(expressible)]
+"""A timezone-aware instant every output format (JSON, FHIR, the auditor's) can write."""
+
 
 class Period(BaseModel):
     """When a rule is in force: ``start <= at <= end`` (FHIR Period; an open side is unbounded)."""
 
     model_config = _STRICT
 
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: Instant | None = None
+    end: Instant | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Period:
@@ -148,8 +183,8 @@ class Consent(BaseModel):
     provisions: tuple[Provision, ...] = ()
     guardian_authority_ends: date | None = None
     status: Literal["active", "revoked"] = "active"
-    granted_at: AwareDatetime
-    revoked_at: AwareDatetime | None = None
+    granted_at: Instant
+    revoked_at: Instant | None = None
 
     @field_serializer("holders", "categories", "purposes")
     def _sorted(self, values: frozenset[str]) -> list[str]:
@@ -202,6 +237,26 @@ def _check_tree(
         if provision.type == "permit" and not here_scoped:
             raise InvalidConsentError("a nested permit must name grantees (or sit under some)")
         _check_tree(provision.type, provision.provisions, scoped=here_scoped, depth=depth + 1)
+
+
+def check_nesting(provisions: object, key: str = "provisions") -> None:
+    """Refuse raw (parsed JSON) ``provisions`` nested deeper than ``MAX_PROVISION_DEPTH``.
+
+    For the edges, before any recursive reading or validation: walked without recursion, so
+    a body nested a thousand deep is refused as such instead of exhausting the stack. ``key``
+    names the list of nested rules in each one (``provision`` in FHIR).
+    """
+    stack: list[tuple[object, int]] = [(provisions, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if not isinstance(value, list):
+            continue
+        for item in value:
+            if not isinstance(item, dict):
+                continue
+            if depth > MAX_PROVISION_DEPTH:
+                raise InvalidConsentError(f"provisions nest deeper than {MAX_PROVISION_DEPTH}")
+            stack.append((item.get(key), depth + 1))
 
 
 def guardian_authority_end(birth_date: date) -> date:

@@ -28,9 +28,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from consent_api.domain.consent import Consent, Identifier
+from consent_api.domain.consent import Consent, Identifier, Instant
 from consent_api.domain.errors import InvalidConsentError
 from consent_api.domain.rules import (
     NOT_APPLICABLE_RANK,
@@ -66,7 +66,7 @@ class AccessRequest(BaseModel):
     subject: Identifier
     categories: frozenset[Category] = Field(min_length=1)
     purpose: Purpose
-    at: AwareDatetime
+    at: Instant
 
     @field_serializer("categories")
     def _sorted(self, values: frozenset[Category]) -> list[str]:

@@ -19,8 +19,15 @@ from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 from fhir.resources.R4B.consent import Consent as FhirConsent
 from pydantic import ValidationError
 
-from consent_api.domain.consent import Consent, Grantee, Period, Provision, ProvisionType
-from consent_api.domain.errors import InvalidConsentError
+from consent_api.domain.consent import (
+    Consent,
+    Grantee,
+    Period,
+    Provision,
+    ProvisionType,
+    check_nesting,
+)
+from consent_api.domain.errors import InvalidConsentError, UnsupportedConsentError
 from consent_api.domain.fhir_actors import (
     InstitutionCheck,
     OrgResolver,
@@ -79,6 +86,12 @@ def consent_from_fhir(
     Raises ``InvalidConsentError`` when the resource is not valid R4 or lacks what a consent
     needs, and ``UnsupportedConsentError`` naming every element it cannot express.
     """
+    root = resource.get("provision")
+    if isinstance(root, Mapping):  # before the recursive R4 validation below
+        try:
+            check_nesting(root.get("provision"), key="provision")
+        except InvalidConsentError as error:
+            raise UnsupportedConsentError(str(error), "Consent.provision.provision") from error
     try:
         FhirConsent.model_validate(resource)
     except ValidationError as error:

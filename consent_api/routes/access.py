@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import anyio
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from ..access import AccessService, Clock, Event, get_clock
 from ..auth import AUTH_RESPONSES, Principal, Role, require_roles
@@ -63,7 +63,7 @@ class AccessRequestIn(BaseModel):
     holder: InstitutionId = Field(description="The institution holding the data.")
     categories: Categories
     purpose: Purpose
-    emergency: bool = Field(
+    emergency: StrictBool = Field(
         default=False, description="Break-glass: emergency purpose and categories only."
     )
 

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from ledger.batcher import GroupCommitter
 
@@ -173,7 +173,7 @@ class TokenIn(BaseModel):
     subject: str = Field(
         min_length=1, max_length=128, description="A resident's subject id or a regulator's id."
     )
-    ttl: int | None = Field(default=None, gt=0, description="Seconds; default: token_ttl.")
+    ttl: StrictInt | None = Field(default=None, gt=0, description="Seconds; default: token_ttl.")
 
 
 class TokenOut(BaseModel):

@@ -23,6 +23,7 @@ from ..domain.fhir_audit import decision_event, disclosure_event
 from ..domain.vocab import V3_ACT_REASON, Category, Purpose
 from ..errors import NotFoundError
 from ..identity import ResidentVault
+from ..paging import public_base
 from .access import Service
 from .fhir_docs import fhir_responses
 from .fhir_search import BadSearchError, Search, SearchParam
@@ -104,7 +105,7 @@ def search_audit_events(
     if patients is None or len(patients) != 1:
         raise BadSearchError("patient is required, once (Patient/<pseudonym>)", path="patient")
     subject = _patient(principal, next(iter(patients)), vault)
-    base = str(request.base_url)
+    base = public_base(request)
     page: list[dict[str, Any]] = []
     last: int | None = None
     more = False

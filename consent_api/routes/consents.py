@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..auth import AUTH_RESPONSES, Principal, Role, require_roles
 from ..consents import ConsentService
-from ..domain.consent import Consent
+from ..domain.consent import Consent, Instant, check_nesting
 from ..domain.vocab import INSTITUTION_ID_PATTERN, Category, InstitutionType, Purpose
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"], responses=AUTH_RESPONSES)
@@ -35,8 +35,8 @@ class GranteeIn(BaseModel):
 
 class PeriodIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: Instant | None = None
+    end: Instant | None = None
 
 
 class RulesIn(BaseModel):
@@ -54,6 +54,12 @@ class RulesIn(BaseModel):
     provisions: list[dict[str, Any]] = Field(
         default=[], max_length=32, description="Nested exceptions (FHIR Consent.provision)."
     )
+
+    @field_validator("provisions")
+    @classmethod
+    def _bounded(cls, provisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        check_nesting(provisions)  # before anything walks them recursively
+        return provisions
 
 
 class GrantIn(RulesIn):

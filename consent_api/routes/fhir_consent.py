@@ -26,6 +26,7 @@ from ..domain.fhir import consent_from_fhir, consent_to_fhir
 from ..errors import NotFoundError, UnprocessableError
 from ..identity import PseudonymKey
 from ..institutions import InstitutionRegistry
+from ..paging import public_base
 from .consents import get_consents
 from .fhir_docs import fhir_responses
 from .fhir_search import BadSearchError, Search, SearchParam
@@ -60,7 +61,7 @@ class FhirJSONResponse(JSONResponse):
 
 
 def consent_url(request: Request, consent: Consent, *, versioned: bool = False) -> str:
-    url = f"{request.base_url}fhir/Consent/{consent.consent_id}"
+    url = f"{public_base(request)}fhir/Consent/{consent.consent_id}"
     return f"{url}/_history/{consent.version}" if versioned else url
 
 

@@ -11,6 +11,7 @@ from typing import Any, Final
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ..paging import public_base
 from .audit_fhir import AUDIT_SEARCH
 from .fhir_consent import CONSENT_SEARCH
 from .fhir_docs import fhir_responses
@@ -98,4 +99,4 @@ def _params(params: tuple[SearchParam, ...]) -> list[dict[str, str]]:
 @router.get("/metadata", response_class=JSONResponse, **fhir_responses("metadata"))
 def metadata(request: Request) -> JSONResponse:
     """The CapabilityStatement: resources, interactions, search parameters, formats, security."""
-    return JSONResponse(capability_statement(str(request.base_url)), media_type=FHIR_JSON)
+    return JSONResponse(capability_statement(public_base(request)), media_type=FHIR_JSON)

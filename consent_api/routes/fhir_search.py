@@ -24,6 +24,7 @@ from fastapi import Request
 from ..domain.errors import InvalidConsentError
 from ..domain.fhir_json import parse_instant
 from ..errors import ApiError
+from ..paging import public_base
 
 DEFAULT_COUNT: Final = 100
 MAX_COUNT: Final = 1000
@@ -127,7 +128,7 @@ class Search:
 
     @property
     def base_url(self) -> str:
-        return str(self.request.base_url)
+        return public_base(self.request)
 
     def self_link(self) -> str:
         """This search as applied: only the parameters the server honoured, cursor included."""
@@ -140,7 +141,9 @@ class Search:
 
     def _url(self, values: Mapping[str, list[str]]) -> str:
         pairs = [(name, value) for name, items in values.items() for value in items]
-        return str(self.request.url.replace(query=urlencode(pairs)))
+        query = urlencode(pairs)
+        path = self.request.url.path.lstrip("/")
+        return f"{public_base(self.request)}{path}" + (f"?{query}" if query else "")
 
     def _count(self) -> int:
         raw = self.one("_count")

@@ -19,6 +19,7 @@ from ledger.witnessing import Witnessing
 
 from ..dependencies import get_ledger, get_settings
 from ..errors import NotFoundError
+from ..paging import public_url_of
 from ..settings import ApiSettings
 
 router = APIRouter(prefix="/v1/log", tags=["log"])
@@ -142,8 +143,7 @@ def leaves(
     wanted_end = size if end is None else min(end, size)
     following = None
     if stop < wanted_end:
-        url = request.url.include_query_params(start=stop)
-        following = str(url)
+        following = public_url_of(request, start=stop)
     # The page is written by orjson, in the shape of ``LeavesPage``, rather than validated
     # model by model (about 5x less time per leaf).
     b64 = binascii.b2a_base64
