@@ -16,7 +16,7 @@ from contracts.errors import AnchorMismatchError, ChainError
 from hashing import HashingError, VerificationError
 
 from . import cli_chain, offline
-from .errors import DocumentError, LedgerError, MismatchError
+from .errors import ConfigurationError, DocumentError, LedgerError, MismatchError
 from .events import EncodedEvent, decode_leaf, parse_event_line
 from .log import Ledger
 from .offline import read_key
@@ -157,6 +157,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recover(args: argparse.Namespace) -> int:
+    from .recovery import accept_rollback
+
+    if not args.accept_rollback:
+        raise ConfigurationError(
+            "recover changes what the log trusts: say what to accept (--accept-rollback); "
+            "restoring a newer backup of the database is the better way out when there is one"
+        )
+    report = accept_rollback(_settings(args))
+    print(
+        "consent-ledger: warning: rollback accepted: the database's tree of "
+        f"{report['database_tree_size']} leaves is now the log's; the witness of "
+        f"{report['witnessed_tree_size']} was kept at {report['old_witness_kept_at']}",
+        file=sys.stderr,
+    )
+    _out(report)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -223,6 +242,16 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     verify.add_argument("--checkpoint", required=True, help="signed checkpoint file (the newer)")
     verify.add_argument("--proof", help="proof JSON file from 'prove'")
     verify.add_argument("--old", help="older signed checkpoint file, for consistency")
+    recover = add(
+        "recover",
+        cmd_recover,
+        "accept a database that went back in time (when no newer backup exists), and log it",
+    )
+    recover.add_argument(
+        "--accept-rollback",
+        action="store_true",
+        help="make the database's tree the log's; events past it are given up for good",
+    )
     cli_chain.register(sub, common, lambda a: Ledger.open(_settings(a)))
     demo = add(
         "demo", cmd_demo, "run the main job on the embedded defaults and print what happened"

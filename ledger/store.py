@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    func,
     insert,
     select,
     text,
@@ -28,7 +29,7 @@ from sqlmodel import SQLModel
 from hashing import EMPTY_ROOT, CompactRange, NodeID, node_hash
 
 from .engine import RawReader, bulk_insert, insert_ignore, make_engine
-from .errors import IntegrityError, TreeSizeError
+from .errors import IntegrityError, RollbackError, TreeSizeError
 from .events import EncodedEvent
 from .models import AnchorRow, CheckpointRow, Leaf, LogHead, LogMeta, TreeNode
 
@@ -63,6 +64,20 @@ class StoredLeaf:
 
 
 @dataclass(frozen=True, slots=True)
+class ProofRead:
+    """What a proof is built and checked from, read in one transaction: the resolved size, the
+    node hashes asked for, the head, the notes of checkpoints sealed at the sizes asked about,
+    and, for an inclusion proof, the leaf's stored bytes and hash."""
+
+    tree_size: int
+    hashes: list[bytes]
+    head_size: int
+    head_root: bytes
+    notes: dict[int, str]
+    leaf: tuple[bytes, bytes] | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredCheckpoint:
     tree_size: int
     root_hash: bytes
@@ -77,6 +92,9 @@ class LedgerStore:
         self.engine = engine
         self._lock = threading.Lock()
         self._range: CompactRange | None = None
+        # The smallest head an append may find: the size of the newest checkpoint this log has
+        # signed (``ledger.witness``). Below it the database went back in time under us.
+        self.min_tree_size = 0
 
     @classmethod
     def open(cls, url: str) -> LedgerStore:
@@ -170,6 +188,12 @@ class LedgerStore:
             (size,) = head.fetchone() or (None,)
             if not isinstance(size, int):
                 raise IntegrityError("the log's head row is missing")
+            if size < self.min_tree_size:
+                raise RollbackError(
+                    f"the database's tree went back to {size} leaves, below the "
+                    f"{self.min_tree_size} of a checkpoint this log signed: it was restored or "
+                    "edited while in use; nothing is appended (restart to see what to do)"
+                )
             cached = self._range
             if cached is None or cached.size != size:
                 cached = self._load_range(conn, size)  # another writer appended meanwhile
@@ -221,7 +245,59 @@ class LedgerStore:
                 raise TreeSizeError(f"tree size {size} is not between 0 and the log's {current}")
             return size, self._node_hashes(conn, ids_for(size))
 
-    def _node_hashes(self, conn: Connection, ids: Sequence[NodeID]) -> list[bytes]:
+    def proof_read(
+        self,
+        tree_size: int | None,
+        ids_for: Callable[[int], Sequence[NodeID]],
+        *,
+        leaf_index: int | None = None,
+        root_also_at: int | None = None,
+    ) -> ProofRead:
+        """``node_hashes``, plus what vouches for the roots at the resolved size (and at
+        ``root_also_at``) and, with ``leaf_index``, that leaf's row: one read transaction, a
+        constant number of statements."""
+        # The notes ride on the head's statement, one scalar subquery per size asked about.
+        asked = sorted({n for n in (tree_size, root_also_at) if n is not None})
+        notes_at = [
+            select(_CHECKPOINT.c.note).where(_CHECKPOINT.c.tree_size == n).scalar_subquery()
+            for n in asked
+        ]
+        with self.read() as conn:
+            head = conn.execute(select(_HEAD.c.tree_size, _HEAD.c.root_hash, *notes_at)).one()
+            current = int(head[0])
+            size = current if tree_size is None else tree_size
+            if not 0 <= size <= current:
+                raise TreeSizeError(f"tree size {size} is not between 0 and the log's {current}")
+            ids = list(ids_for(size))
+            data: dict[int, bytes] | None = None
+            if leaf_index is not None:
+                data = {}
+                ids.append(NodeID(0, leaf_index))
+            hashes = self._node_hashes(conn, ids, data)
+            notes = {n: str(note) for n, note in zip(asked, head[2:], strict=True) if note}
+            leaf = None
+            if data is not None and leaf_index is not None:
+                leaf = (data[leaf_index], hashes.pop())
+            return ProofRead(size, hashes, current, bytes(head[1]), notes, leaf)
+
+    def leaf_extent(self) -> tuple[int, int]:
+        """The number of stored leaves and the largest stored leaf index plus one: both equal
+        the head's tree size unless leaf rows went missing."""
+        with self.read() as conn:
+            row = conn.execute(
+                select(func.count(), func.max(_LEAF.c.leaf_index)).select_from(_LEAF)
+            ).one()
+        return int(row[0]), 0 if row[1] is None else int(row[1]) + 1
+
+    def leaf_end(self) -> int:
+        """The largest stored leaf index plus one (an index lookup, no scan)."""
+        with self.read() as conn:
+            value = conn.execute(select(func.max(_LEAF.c.leaf_index))).scalar()
+        return 0 if value is None else int(value) + 1
+
+    def _node_hashes(
+        self, conn: Connection, ids: Sequence[NodeID], leaf_data: dict[int, bytes] | None = None
+    ) -> list[bytes]:
         # Only even levels are stored; an odd-level node is the hash of its two stored children.
         wanted = set()
         for node in ids:
@@ -230,7 +306,9 @@ class LedgerStore:
                 wanted.add(NodeID(node.level - 1, 2 * node.index + 1))
             else:
                 wanted.add(node)
-        found = self._stored_hashes(conn, sorted(wanted, key=lambda n: (n.level, n.index)))
+        found = self._stored_hashes(
+            conn, sorted(wanted, key=lambda n: (n.level, n.index)), leaf_data
+        )
         hashes: list[bytes] = []
         for node in ids:
             if node.level & 1:
@@ -244,7 +322,9 @@ class LedgerStore:
             hashes.append(digest)
         return hashes
 
-    def _stored_hashes(self, conn: Connection, ids: Sequence[NodeID]) -> dict[NodeID, bytes]:
+    def _stored_hashes(
+        self, conn: Connection, ids: Sequence[NodeID], leaf_data: dict[int, bytes] | None
+    ) -> dict[NodeID, bytes]:
         # Plain driver SQL: building ORM expressions for a few dozen key pairs costs more than
         # the database's own work on this hot read path (proofs are served per request).
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
@@ -252,12 +332,16 @@ class LedgerStore:
         leaf_ids = [n.index for n in ids if n.level == 0]
         for start in range(0, len(leaf_ids), _CHUNK):
             chunk = leaf_ids[start : start + _CHUNK]
+            # With ``leaf_data`` wanted, the bytes too: a proof reads at most a few leaves.
+            columns = "leaf_index, leaf_hash" + (", leaf_data" if leaf_data is not None else "")
             sql = (
-                "SELECT leaf_index, leaf_hash FROM leaf WHERE leaf_index IN "  # noqa: S608
+                f"SELECT {columns} FROM leaf WHERE leaf_index IN "  # noqa: S608
                 f"({', '.join(mark for _ in chunk)})"
             )
-            for index, digest in conn.exec_driver_sql(sql, tuple(chunk)):
-                found[NodeID(0, index)] = bytes(digest)
+            for row in conn.exec_driver_sql(sql, tuple(chunk)):
+                found[NodeID(0, row[0])] = bytes(row[1])
+                if leaf_data is not None:
+                    leaf_data[row[0]] = bytes(row[2])
         pairs = [(n.level, n.index) for n in ids if n.level > 0]
         for start in range(0, len(pairs), _CHUNK):
             chunk_pairs = pairs[start : start + _CHUNK]
