@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ledger import cli as ledger_cli
+from ledger.anchoring import preflight
 from ledger.errors import ConfigurationError
 from ledger.settings import LedgerSettings
 
@@ -42,6 +43,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         value = getattr(args, name, None)
         if value is not None:
             os.environ[env] = str(value)
+    # A rolled-back or forked database is refused here, with the log's message and exit 2,
+    # before uvicorn would report only that the application failed to start.
+    preflight(LedgerSettings())
     uvicorn.run(
         "consent_api.app:app_from_env",
         factory=True,
