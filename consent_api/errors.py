@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hashing import HashingError, VerificationError
-from ledger.errors import InvalidEventError, TreeSizeError
+from ledger.errors import IntegrityError, InvalidEventError, RollbackError, TreeSizeError
 
 PROBLEM_BASE = "urn:consent-ledger:problem:"
 PROBLEM_JSON = "application/problem+json"
@@ -118,6 +118,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(HashingError)
     async def _hashing(_: Request, exc: HashingError) -> JSONResponse:
         return problem(400, "bad-request", "Bad request", str(exc))
+
+    @app.exception_handler(IntegrityError)
+    async def _damaged(_: Request, exc: IntegrityError) -> JSONResponse:
+        # Our storage, not the request, is at fault; nothing is served from it (no bad proof).
+        if isinstance(exc, RollbackError):
+            return problem(503, "log-rolled-back", "The log's database went back in time", str(exc))
+        return problem(503, "log-storage-damaged", "The log's storage is damaged", str(exc))
 
     @app.exception_handler(VerificationError)
     async def _verification(_: Request, exc: VerificationError) -> JSONResponse:

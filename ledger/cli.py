@@ -176,6 +176,25 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fsck(args: argparse.Namespace) -> int:
+    from .fsck import fsck
+
+    # Unchecked: fsck must run on the very database Ledger.open refuses, to say what is wrong.
+    ledger = Ledger.open_unchecked(_settings(args))
+    try:
+        report = fsck(ledger)
+    finally:
+        ledger.close()
+    print(report.to_json())
+    if not report.clean:
+        print(
+            f"consent-ledger: fsck: {report.finding_count} findings; the first: "
+            f"{report.findings[0].kind} {report.findings[0].where}: {report.findings[0].detail}",
+            file=sys.stderr,
+        )
+    return 0 if report.clean else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -242,6 +261,12 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     verify.add_argument("--checkpoint", required=True, help="signed checkpoint file (the newer)")
     verify.add_argument("--proof", help="proof JSON file from 'prove'")
     verify.add_argument("--old", help="older signed checkpoint file, for consistency")
+    add(
+        "fsck",
+        cmd_fsck,
+        "scrub leaves, tree nodes, checkpoints, anchors and the witness against each other "
+        "(progress on stderr, a JSON summary; exit 0 clean, 1 findings)",
+    )
     recover = add(
         "recover",
         cmd_recover,

@@ -354,6 +354,22 @@ class LedgerStore:
                 found[NodeID(level, index)] = bytes(digest)
         return found
 
+    def nodes_at_level(self, level: int, first: int, last: int) -> dict[int, bytes]:
+        """Stored nodes of ``level`` with ``first <= node_index <= last`` (for scrubbing)."""
+        query = select(_NODE.c.node_index, _NODE.c.hash).where(
+            _NODE.c.level == level, _NODE.c.node_index >= first, _NODE.c.node_index <= last
+        )
+        with self.read() as conn:
+            return {int(row.node_index): bytes(row.hash) for row in conn.execute(query)}
+
+    def node_levels(self) -> dict[int, tuple[int, int]]:
+        """Per stored level: the number of nodes and the largest node index plus one."""
+        query = select(_NODE.c.level, func.count(), func.max(_NODE.c.node_index)).group_by(
+            _NODE.c.level
+        )
+        with self.read() as conn:
+            return {int(r[0]): (int(r[1]), int(r[2]) + 1) for r in conn.execute(query)}
+
     def leaves(self, start: int, end: int) -> list[StoredLeaf]:
         """Leaves with ``start <= leaf_index < end``, in order."""
         query = (

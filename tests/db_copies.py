@@ -63,3 +63,11 @@ def execute(url: str, statement: str) -> None:
     with engine.begin() as conn:
         conn.execute(text(statement))
     engine.dispose()
+
+
+def zero_node(url: str, level: int, index: int) -> None:
+    """Overwrite one stored tree node's hash with zeros."""
+    zeros = "zeroblob(32)" if url.startswith("sqlite") else "decode(repeat('00', 32), 'hex')"
+    execute(
+        url, f"UPDATE tree_node SET hash = {zeros} WHERE level = {level} AND node_index = {index}"
+    )

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from contracts.records import AnchorRecord
 from ledger.anchor_store import AnchorStore
+from ledger.errors import IntegrityError
 from ledger.log import Ledger
 
 from ..dependencies import get_ledger, get_settings
@@ -115,6 +116,12 @@ def leaves(
         stop = size if end is None else min(end, size)
         stop = min(stop, start + settings.page_size)
         rows = reader.rows(_LEAVES_SQL, (start, stop)) if start < stop else []
+    if len(rows) != max(0, stop - start):
+        # Leaf rows below the head went missing: refuse, rather than serve a page with a gap.
+        raise IntegrityError(
+            f"leaves {start}..{stop - 1} of a tree of {size} are not all stored: the log's "
+            "storage is damaged (run: consent-ledger fsck)"
+        )
     wanted_end = size if end is None else min(end, size)
     following = None
     if stop < wanted_end:
