@@ -43,6 +43,7 @@ from .policy import (
     DEFAULT_JUSTIFY_WITHIN_S,
     Policy,
 )
+from .proofs import DEFAULT_SAMPLE
 from .replay_state import ReplayState
 from .resident import resident_report
 from .state import AuditorState
@@ -115,6 +116,14 @@ def build_parser(*, resident: bool = False) -> argparse.ArgumentParser:
         help="longest a grant may live (the deployment's grant_ttl; default "
         f"{DEFAULT_GRANT_TTL_S}, the most the service accepts)",
     )
+    parser.add_argument(
+        "--proof-sample",
+        type=int,
+        default=DEFAULT_SAMPLE,
+        metavar="N",
+        help="check the served inclusion proofs of N of the new leaves, chosen at random "
+        f"(all of them when there are no more; default {DEFAULT_SAMPLE})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     if resident:
         parser.add_argument(
@@ -164,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 trusted_key=trusted_key,
                 progress=progress,
                 lawfulness=lawfulness,
+                proof_sample=args.proof_sample,
             )
             document = _resident(args, lawfulness, report) if resident else None
         except (AuditError, ChainError) as exc:

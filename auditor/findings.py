@@ -35,6 +35,8 @@ class FindingCode(StrEnum):
     """A served leaf is the 64-byte preimage of an interior node of the trusted tree."""
     TRUNCATED = "truncated"
     """The service serves a smaller tree than one anchored on chain (or signed)."""
+    BAD_PROOF = "bad-proof"
+    """An inclusion proof the service serves does not lead to a verified root (or is refused)."""
 
     # Lawfulness: the replay of the verified leaves (``auditor.replay``).
     UNCOVERED_PERMIT = "uncovered-permit"

@@ -206,26 +206,42 @@ class Ledger:
 
         read = self.store.proof_read(tree_size, ids_for, leaf_index=leaf_index)
         count = len(nodes[0].ids)
-        hashes = nodes[0].rehash(read.hashes[:count])
         assert read.leaf is not None
-        data, stored_hash = read.leaf
-        if leaf_hash(data) != stored_hash:
-            raise IntegrityError(
-                f"leaf {leaf_index}'s bytes do not hash to its leaf hash: {_DAMAGED}"
-            )
-        root = self._trusted_root(read, read.tree_size, read.hashes[count:])
+        proof = InclusionProof(
+            leaf_index, read.tree_size, read.leaf[1], nodes[0].rehash(read.hashes[:count])
+        )
+        self._vouch_for_inclusion(proof, read.leaf[0], read, read.hashes[count:])
+        return proof
+
+    def _vouch_for_inclusion(
+        self, proof: InclusionProof, data: bytes, read: ProofRead, frontier: list[bytes]
+    ) -> None:
+        index, size = proof.leaf_index, proof.tree_size
+        if leaf_hash(data) != proof.leaf_hash:
+            raise IntegrityError(f"leaf {index}'s bytes do not hash to its leaf hash: {_DAMAGED}")
+        root = self._trusted_root(read, size, frontier)
         try:
-            verify_inclusion(stored_hash, leaf_index, read.tree_size, hashes, root)
+            verify_inclusion(proof.leaf_hash, index, size, proof.hashes, root)
         except (HashingError, VerificationError) as exc:
             raise IntegrityError(
-                f"the stored proof of leaf {leaf_index} in the tree of size {read.tree_size} does "
-                f"not verify against the log's signed root: {_DAMAGED}"
+                f"the stored proof of leaf {index} in the tree of size {size} does not verify "
+                f"against the log's signed root: {_DAMAGED}"
             ) from exc
-        return InclusionProof(leaf_index, read.tree_size, stored_hash, hashes)
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> ConsistencyProof:
         """The proof, checked against trusted roots of both sizes before it is returned."""
         proof, read, (frontier1, frontier2) = self._consistency(size1, size2)
+        self._vouch_for_consistency(proof, read, frontier1, frontier2)
+        return proof
+
+    def _vouch_for_consistency(
+        self,
+        proof: ConsistencyProof,
+        read: ProofRead,
+        frontier1: list[bytes],
+        frontier2: list[bytes],
+    ) -> None:
+        size1 = proof.size1
         if proof.hashes:
             try:
                 verify_consistency(
@@ -240,7 +256,6 @@ class Ledger:
                     f"the stored consistency proof from {size1} to {proof.size2} does not verify "
                     f"against the log's signed roots: {_DAMAGED}"
                 ) from exc
-        return proof
 
     def _consistency(
         self, size1: int, size2: int | None

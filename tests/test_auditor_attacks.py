@@ -19,9 +19,12 @@ import httpx
 import pytest
 
 from auditor.findings import FindingCode, Report
+from consent_api.routes import log as log_routes
 from contracts.client import AnchorRegistryClient
 from hashing import Checkpoint, NoteSigner, leaf_hash, merkle_root, node_hash
 from ledger.anchoring import log_id_for
+from ledger.log import Ledger
+from ledger.witness import Witness
 from tests.test_auditor_deployment import (
     LATEST,
     ORIGIN,
@@ -38,6 +41,26 @@ from tests.test_auditor_deployment import (
 __all__ = ["deployment", "pristine", "state_dir"]  # fixtures, imported for pytest to find
 
 Code = FindingCode
+
+
+@pytest.fixture(autouse=True)
+def attackers_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator who edits the database also runs a service that does not check it: our
+    code with its checks of its own storage taken out. The auditor must catch what it serves.
+    """
+
+    def no_check(*_args: object, **_kwargs: object) -> None:
+        return None
+
+    for name in ("check_storage", "_vouch_for_inclusion", "_vouch_for_consistency"):
+        monkeypatch.setattr(Ledger, name, no_check)
+    monkeypatch.setattr(Witness, "read", no_check)
+    monkeypatch.setattr(
+        Witness,
+        "advance",
+        lambda _self, note, _prove: Checkpoint.from_body(note.split("\n\n")[0].encode() + b"\n"),
+    )
+    monkeypatch.setattr(log_routes, "refuse_gaps", no_check)
 
 
 def indices(report: Report, code: FindingCode) -> set[int]:
@@ -430,3 +453,20 @@ def test_a_bad_root_anchored_below_what_was_verified_before(
     report = deployment.audit(state_dir)
     assert report.codes() == {Code.INCONSISTENT}
     assert "verified before does not extend the anchored one" in report.findings[0].message
+
+
+def zero_tree_node(dep: Deployment, level: int, index: int) -> None:
+    with dep.db() as conn:
+        conn.execute(
+            "UPDATE tree_node SET hash = zeroblob(32) WHERE level = ? AND node_index = ?",
+            (level, index),
+        )
+
+
+def test_a_damaged_tree_node_is_found_in_the_proofs_served(
+    deployment: Deployment, state_dir: Path
+) -> None:
+    zero_tree_node(deployment, 2, 1)  # every leaf still hashes to the signed roots
+    report = deployment.audit(state_dir)
+    assert report.codes() == {Code.BAD_PROOF}
+    assert {0, 1, 2} <= indices(report, Code.BAD_PROOF)

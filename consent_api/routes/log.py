@@ -71,6 +71,15 @@ _LEAVES_SQL = (
 )
 
 
+def refuse_gaps(count: int, start: int, stop: int, size: int) -> None:
+    """Leaf rows below the head went missing: refuse, rather than serve a page with a gap."""
+    if count != max(0, stop - start):
+        raise IntegrityError(
+            f"leaves {start}..{stop - 1} of a tree of {size} are not all stored: the log's "
+            "storage is damaged (run: consent-ledger fsck)"
+        )
+
+
 def _anchors(request: Request) -> AnchorStore:
     anchors: AnchorStore = request.app.state.anchors
     return anchors
@@ -116,12 +125,7 @@ def leaves(
         stop = size if end is None else min(end, size)
         stop = min(stop, start + settings.page_size)
         rows = reader.rows(_LEAVES_SQL, (start, stop)) if start < stop else []
-    if len(rows) != max(0, stop - start):
-        # Leaf rows below the head went missing: refuse, rather than serve a page with a gap.
-        raise IntegrityError(
-            f"leaves {start}..{stop - 1} of a tree of {size} are not all stored: the log's "
-            "storage is damaged (run: consent-ledger fsck)"
-        )
+    refuse_gaps(len(rows), start, stop, size)
     wanted_end = size if end is None else min(end, size)
     following = None
     if stop < wanted_end:
