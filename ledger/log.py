@@ -119,8 +119,12 @@ class Ledger:
         Cheap enough for every start: a few index lookups and node reads, no scan (``fsck``
         scans).
         """
-        size, head_root = self.store.head()
-        end = self.store.leaf_end()
+        # The witness and the newest checkpoint first, the head after: the head only grows, so
+        # a writer in another process appending (and signing) meanwhile cannot look like a
+        # rollback. The head and the end of the leaf rows come from one statement (one snapshot).
+        witnessed = self.witness.read()
+        latest = self.store.latest_checkpoint()
+        size, head_root, end = self.store.head_and_leaf_end()
         if end != size:
             raise IntegrityError(
                 f"the log's head says {size} leaves but the leaf rows end at {end}: "
@@ -128,7 +132,6 @@ class Ledger:
             )
         if size and self.root(size) != head_root:
             raise IntegrityError(f"the stored tree's nodes do not give the head's root: {_DAMAGED}")
-        witnessed = self.witness.read()
         if witnessed is not None:
             if size < witnessed.tree_size:
                 raise RollbackError(rollback_message(self.witness.path, witnessed.tree_size, size))
@@ -138,7 +141,6 @@ class Ledger:
                     f"signed ({self.witness.path}): it was forked (an old backup appended to) "
                     "or edited; restore a backup from before the fork"
                 )
-        latest = self.store.latest_checkpoint()
         if latest is not None and (witnessed is None or latest.tree_size > witnessed.tree_size):
             # The first start with a witness, or one lost: the database's own newest checkpoint
             # (signed by this key, and consistent with the witness) becomes the witness.

@@ -289,11 +289,13 @@ class LedgerStore:
             ).one()
         return int(row[0]), 0 if row[1] is None else int(row[1]) + 1
 
-    def leaf_end(self) -> int:
-        """The largest stored leaf index plus one (an index lookup, no scan)."""
+    def head_and_leaf_end(self) -> tuple[int, bytes, int]:
+        """The head's size and root, and the largest stored leaf index plus one, from one
+        statement (one snapshot on both databases; an index lookup, no scan)."""
+        end = select(func.max(_LEAF.c.leaf_index)).scalar_subquery()
         with self.read() as conn:
-            value = conn.execute(select(func.max(_LEAF.c.leaf_index))).scalar()
-        return 0 if value is None else int(value) + 1
+            row = conn.execute(select(_HEAD.c.tree_size, _HEAD.c.root_hash, end)).one()
+        return int(row[0]), bytes(row[1]), 0 if row[2] is None else int(row[2]) + 1
 
     def _node_hashes(
         self, conn: Connection, ids: Sequence[NodeID], leaf_data: dict[int, bytes] | None = None

@@ -19,12 +19,10 @@ import httpx
 import pytest
 
 from auditor.findings import FindingCode, Report
-from consent_api.routes import log as log_routes
 from contracts.client import AnchorRegistryClient
 from hashing import Checkpoint, NoteSigner, leaf_hash, merkle_root, node_hash
 from ledger.anchoring import log_id_for
-from ledger.log import Ledger
-from ledger.witness import Witness
+from tests.attackers_build import take_out_checks
 from tests.test_auditor_deployment import (
     LATEST,
     ORIGIN,
@@ -45,22 +43,8 @@ Code = FindingCode
 
 @pytest.fixture(autouse=True)
 def attackers_build(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The operator who edits the database also runs a service that does not check it: our
-    code with its checks of its own storage taken out. The auditor must catch what it serves.
-    """
-
-    def no_check(*_args: object, **_kwargs: object) -> None:
-        return None
-
-    for name in ("check_storage", "_vouch_for_inclusion", "_vouch_for_consistency"):
-        monkeypatch.setattr(Ledger, name, no_check)
-    monkeypatch.setattr(Witness, "read", no_check)
-    monkeypatch.setattr(
-        Witness,
-        "advance",
-        lambda _self, note, _prove: Checkpoint.from_body(note.split("\n\n")[0].encode() + b"\n"),
-    )
-    monkeypatch.setattr(log_routes, "refuse_gaps", no_check)
+    """The operator who edits the database also runs a service that does not check it."""
+    take_out_checks(monkeypatch.setattr)
 
 
 def indices(report: Report, code: FindingCode) -> set[int]:

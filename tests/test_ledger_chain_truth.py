@@ -9,7 +9,6 @@ registry's empty address.
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,18 +115,15 @@ def test_a_database_behind_the_chain_is_refused_by_anchor_and_serve(
 
 
 def test_anchors_lost_with_the_chains_blocks_are_made_again(
-    anchorer: Anchorer, anvil: AnvilNode, tmp_path: Path
+    anchorer: Anchorer, anvil: AnvilNode
 ) -> None:
     assert anchor_more(anchorer, 10) == [10]
-    anvil.stop()  # writes its state: the node's "older state"
-    older = tmp_path / "older-state.json"
-    shutil.copy(anvil.state_file, older)
-    anvil.start()
+    older = anvil.dump_state()  # the node's "older state"
     assert anchor_more(anchorer, 5) == [15]
     assert anchor_more(anchorer, 5) == [20]
     anvil.kill()
-    shutil.copy(older, anvil.state_file)
-    anvil.start()  # blocks of the anchors of 15 and 20 are gone
+    anvil.state_file.write_bytes(older)
+    anvil.start()  # restarted from older state: the blocks of the anchors of 15 and 20 are gone
 
     report = anchorer.run_once()
     assert report.error is None, report.error
