@@ -34,7 +34,8 @@ from .errors import ConfigurationError, IntegrityError, KeyFileError, RollbackEr
 from .events import EncodedEvent, encode_event
 from .keys import load_or_create_signer
 from .settings import LedgerSettings
-from .store import LedgerStore, ProofRead, StoredCheckpoint, StoredLeaf, WithinAppend
+from .store import LedgerStore, StoredCheckpoint, StoredLeaf, WithinAppend
+from .store_checks import ProofRead
 from .witness import Witness, check_consistent, rollback_message
 
 _DAMAGED = "the log's storage is damaged (run: consent-ledger fsck)"

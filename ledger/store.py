@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    func,
     insert,
     select,
     text,
@@ -32,6 +31,7 @@ from .engine import RawReader, bulk_insert, insert_ignore, make_engine
 from .errors import IntegrityError, RollbackError, TreeSizeError
 from .events import EncodedEvent
 from .models import AnchorRow, CheckpointRow, Leaf, LogHead, LogMeta, TreeNode
+from .store_checks import StorageChecks
 
 _LEAF = Leaf.__table__  # type: ignore[attr-defined]
 _NODE = TreeNode.__table__  # type: ignore[attr-defined]
@@ -64,20 +64,6 @@ class StoredLeaf:
 
 
 @dataclass(frozen=True, slots=True)
-class ProofRead:
-    """What a proof is built and checked from, read in one transaction: the resolved size, the
-    node hashes asked for, the head, the notes of checkpoints sealed at the sizes asked about,
-    and, for an inclusion proof, the leaf's stored bytes and hash."""
-
-    tree_size: int
-    hashes: list[bytes]
-    head_size: int
-    head_root: bytes
-    notes: dict[int, str]
-    leaf: tuple[bytes, bytes] | None
-
-
-@dataclass(frozen=True, slots=True)
 class StoredCheckpoint:
     tree_size: int
     root_hash: bytes
@@ -85,7 +71,7 @@ class StoredCheckpoint:
     created_at: float
 
 
-class LedgerStore:
+class LedgerStore(StorageChecks):
     """Reads and writes the log's tables; the tree's right edge is cached between appends."""
 
     def __init__(self, engine: Engine) -> None:
@@ -245,58 +231,6 @@ class LedgerStore:
                 raise TreeSizeError(f"tree size {size} is not between 0 and the log's {current}")
             return size, self._node_hashes(conn, ids_for(size))
 
-    def proof_read(
-        self,
-        tree_size: int | None,
-        ids_for: Callable[[int], Sequence[NodeID]],
-        *,
-        leaf_index: int | None = None,
-        root_also_at: int | None = None,
-    ) -> ProofRead:
-        """``node_hashes``, plus what vouches for the roots at the resolved size (and at
-        ``root_also_at``) and, with ``leaf_index``, that leaf's row: one read transaction, a
-        constant number of statements."""
-        # The notes ride on the head's statement, one scalar subquery per size asked about.
-        asked = sorted({n for n in (tree_size, root_also_at) if n is not None})
-        notes_at = [
-            select(_CHECKPOINT.c.note).where(_CHECKPOINT.c.tree_size == n).scalar_subquery()
-            for n in asked
-        ]
-        with self.read() as conn:
-            head = conn.execute(select(_HEAD.c.tree_size, _HEAD.c.root_hash, *notes_at)).one()
-            current = int(head[0])
-            size = current if tree_size is None else tree_size
-            if not 0 <= size <= current:
-                raise TreeSizeError(f"tree size {size} is not between 0 and the log's {current}")
-            ids = list(ids_for(size))
-            data: dict[int, bytes] | None = None
-            if leaf_index is not None:
-                data = {}
-                ids.append(NodeID(0, leaf_index))
-            hashes = self._node_hashes(conn, ids, data)
-            notes = {n: str(note) for n, note in zip(asked, head[2:], strict=True) if note}
-            leaf = None
-            if data is not None and leaf_index is not None:
-                leaf = (data[leaf_index], hashes.pop())
-            return ProofRead(size, hashes, current, bytes(head[1]), notes, leaf)
-
-    def leaf_extent(self) -> tuple[int, int]:
-        """The number of stored leaves and the largest stored leaf index plus one: both equal
-        the head's tree size unless leaf rows went missing."""
-        with self.read() as conn:
-            row = conn.execute(
-                select(func.count(), func.max(_LEAF.c.leaf_index)).select_from(_LEAF)
-            ).one()
-        return int(row[0]), 0 if row[1] is None else int(row[1]) + 1
-
-    def head_and_leaf_end(self) -> tuple[int, bytes, int]:
-        """The head's size and root, and the largest stored leaf index plus one, from one
-        statement (one snapshot on both databases; an index lookup, no scan)."""
-        end = select(func.max(_LEAF.c.leaf_index)).scalar_subquery()
-        with self.read() as conn:
-            row = conn.execute(select(_HEAD.c.tree_size, _HEAD.c.root_hash, end)).one()
-        return int(row[0]), bytes(row[1]), 0 if row[2] is None else int(row[2]) + 1
-
     def _node_hashes(
         self, conn: Connection, ids: Sequence[NodeID], leaf_data: dict[int, bytes] | None = None
     ) -> list[bytes]:
@@ -355,22 +289,6 @@ class LedgerStore:
             for level, index, digest in conn.exec_driver_sql(sql, params):
                 found[NodeID(level, index)] = bytes(digest)
         return found
-
-    def nodes_at_level(self, level: int, first: int, last: int) -> dict[int, bytes]:
-        """Stored nodes of ``level`` with ``first <= node_index <= last`` (for scrubbing)."""
-        query = select(_NODE.c.node_index, _NODE.c.hash).where(
-            _NODE.c.level == level, _NODE.c.node_index >= first, _NODE.c.node_index <= last
-        )
-        with self.read() as conn:
-            return {int(row.node_index): bytes(row.hash) for row in conn.execute(query)}
-
-    def node_levels(self) -> dict[int, tuple[int, int]]:
-        """Per stored level: the number of nodes and the largest node index plus one."""
-        query = select(_NODE.c.level, func.count(), func.max(_NODE.c.node_index)).group_by(
-            _NODE.c.level
-        )
-        with self.read() as conn:
-            return {int(r[0]): (int(r[1]), int(r[2]) + 1) for r in conn.execute(query)}
 
     def leaves(self, start: int, end: int) -> list[StoredLeaf]:
         """Leaves with ``start <= leaf_index < end``, in order."""
