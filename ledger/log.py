@@ -205,24 +205,21 @@ class Ledger:
             if not 0 <= leaf_index < size:
                 raise TreeSizeError(f"leaf index {leaf_index} is not in a tree of size {size}")
             nodes.append(inclusion_nodes(leaf_index, size))
-            return [*nodes[0].ids, *CompactRange.frontier_ids(size)]
+            return nodes[0].ids
 
         read = self.store.proof_read(tree_size, ids_for, leaf_index=leaf_index)
-        count = len(nodes[0].ids)
         assert read.leaf is not None
         proof = InclusionProof(
-            leaf_index, read.tree_size, read.leaf[1], nodes[0].rehash(read.hashes[:count])
+            leaf_index, read.tree_size, read.leaf[1], nodes[0].rehash(read.hashes)
         )
-        self._vouch_for_inclusion(proof, read.leaf[0], read, read.hashes[count:])
+        self._vouch_for_inclusion(proof, read.leaf[0], read)
         return proof
 
-    def _vouch_for_inclusion(
-        self, proof: InclusionProof, data: bytes, read: ProofRead, frontier: list[bytes]
-    ) -> None:
+    def _vouch_for_inclusion(self, proof: InclusionProof, data: bytes, read: ProofRead) -> None:
         index, size = proof.leaf_index, proof.tree_size
         if leaf_hash(data) != proof.leaf_hash:
             raise IntegrityError(f"leaf {index}'s bytes do not hash to its leaf hash: {_DAMAGED}")
-        root = self._trusted_root(read, size, frontier)
+        root = self._trusted_root(read, size)
         try:
             verify_inclusion(proof.leaf_hash, index, size, proof.hashes, root)
         except (HashingError, VerificationError) as exc:
@@ -233,17 +230,11 @@ class Ledger:
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> ConsistencyProof:
         """The proof, checked against trusted roots of both sizes before it is returned."""
-        proof, read, (frontier1, frontier2) = self._consistency(size1, size2)
-        self._vouch_for_consistency(proof, read, frontier1, frontier2)
+        proof, read = self._consistency(size1, size2)
+        self._vouch_for_consistency(proof, read)
         return proof
 
-    def _vouch_for_consistency(
-        self,
-        proof: ConsistencyProof,
-        read: ProofRead,
-        frontier1: list[bytes],
-        frontier2: list[bytes],
-    ) -> None:
+    def _vouch_for_consistency(self, proof: ConsistencyProof, read: ProofRead) -> None:
         size1 = proof.size1
         if proof.hashes:
             try:
@@ -251,8 +242,8 @@ class Ledger:
                     size1,
                     proof.size2,
                     proof.hashes,
-                    self._trusted_root(read, size1, frontier1),
-                    self._trusted_root(read, proof.size2, frontier2),
+                    self._trusted_root(read, size1),
+                    self._trusted_root(read, proof.size2),
                 )
             except (HashingError, VerificationError) as exc:
                 raise IntegrityError(
@@ -260,11 +251,8 @@ class Ledger:
                     f"against the log's signed roots: {_DAMAGED}"
                 ) from exc
 
-    def _consistency(
-        self, size1: int, size2: int | None
-    ) -> tuple[ConsistencyProof, ProofRead, tuple[list[bytes], list[bytes]]]:
+    def _consistency(self, size1: int, size2: int | None) -> tuple[ConsistencyProof, ProofRead]:
         nodes: list[ProofNodes] = []
-        frontiers: list[list[NodeID]] = []
 
         def ids_for(size: int) -> list[NodeID]:
             if not 1 <= size1 <= size:
@@ -273,17 +261,13 @@ class Ledger:
             if size1 == size:
                 return []  # a tree is consistent with itself
             nodes.append(consistency_nodes(size1, size))
-            frontiers.extend((CompactRange.frontier_ids(size1), CompactRange.frontier_ids(size)))
-            return [*nodes[0].ids, *frontiers[0], *frontiers[1]]
+            return nodes[0].ids
 
         read = self.store.proof_read(size2, ids_for, root_also_at=size1)
-        if not nodes:
-            return ConsistencyProof(size1, read.tree_size, []), read, ([], [])
-        count, first = len(nodes[0].ids), len(frontiers[0])
-        proof = ConsistencyProof(size1, read.tree_size, nodes[0].rehash(read.hashes[:count]))
-        return proof, read, (read.hashes[count : count + first], read.hashes[count + first :])
+        hashes = nodes[0].rehash(read.hashes) if nodes else []
+        return ConsistencyProof(size1, read.tree_size, hashes), read
 
-    def _trusted_root(self, read: ProofRead, tree_size: int, frontier: list[bytes]) -> bytes:
+    def _trusted_root(self, read: ProofRead, tree_size: int) -> bytes:
         """The root at ``tree_size`` from what vouches for it, not from a proof's nodes: the
         head's root (the appender wrote it from its own compact range), a signed checkpoint's,
         or, for a size with neither, the stored frontier's (the best there is)."""
@@ -292,7 +276,7 @@ class Ledger:
         note = read.notes.get(tree_size)
         if note is not None:
             return self._checkpoint_root(tree_size, note)
-        return CompactRange.from_frontier(tree_size, frontier).root()
+        return CompactRange.from_frontier(tree_size, read.frontiers[tree_size]).root()
 
     def _checkpoint_root(self, tree_size: int, note: str) -> bytes:
         key = (tree_size, note)

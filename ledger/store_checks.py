@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
-from hashing import NodeID
+from hashing import CompactRange, NodeID
 
 from .errors import TreeSizeError
 from .models import CheckpointRow, Leaf, LogHead, TreeNode
@@ -33,6 +33,8 @@ class ProofRead:
     head_root: bytes
     notes: dict[int, str]
     leaf: tuple[bytes, bytes] | None
+    # The stored frontier at each size asked about that neither the head nor a note vouches for.
+    frontiers: dict[int, list[bytes]]
 
 
 class StorageChecks:
@@ -55,31 +57,48 @@ class StorageChecks:
         root_also_at: int | None = None,
     ) -> ProofRead:
         """``node_hashes``, plus what vouches for the roots at the resolved size (and at
-        ``root_also_at``) and, with ``leaf_index``, that leaf's row: one read transaction, a
-        constant number of statements."""
-        # The notes ride on the head's statement, one scalar subquery per size asked about.
+        ``root_also_at``): the head's root, a checkpoint's note, or else the stored frontier;
+        and, with ``leaf_index``, that leaf's row. One read transaction, a constant number of
+        statements."""
+        # The notes ride on the head's statement, one scalar subquery per size asked about; in
+        # plain driver SQL, as the node reads are (building the expression costs more than
+        # SQLite takes to answer it).
         asked = sorted({n for n in (tree_size, root_also_at) if n is not None})
-        notes_at = [
-            select(_CHECKPOINT.c.note).where(_CHECKPOINT.c.tree_size == n).scalar_subquery()
-            for n in asked
-        ]
         with self.read() as conn:
-            head = conn.execute(select(_HEAD.c.tree_size, _HEAD.c.root_hash, *notes_at)).one()
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            notes_sql = "".join(
+                f", (SELECT note FROM checkpoint WHERE tree_size = {mark})"  # noqa: S608
+                for _ in asked
+            )
+            sql = f"SELECT tree_size, root_hash{notes_sql} FROM log_head WHERE id = 1"  # noqa: S608
+            head = conn.exec_driver_sql(sql, tuple(asked)).one()
             current = int(head[0])
             size = current if tree_size is None else tree_size
             if not 0 <= size <= current:
                 raise TreeSizeError(f"tree size {size} is not between 0 and the log's {current}")
+            notes = {n: str(note) for n, note in zip(asked, head[2:], strict=True) if note}
             ids = list(ids_for(size))
+            count = len(ids)
+            unvouched = [
+                n
+                for n in sorted({size, *([] if root_also_at is None else [root_also_at])})
+                if 0 < n != current and n not in notes
+            ]
+            spans = []
+            for n in unvouched:
+                frontier = CompactRange.frontier_ids(n)
+                spans.append((n, len(ids), len(ids) + len(frontier)))
+                ids.extend(frontier)
             data: dict[int, bytes] | None = None
             if leaf_index is not None:
                 data = {}
                 ids.append(NodeID(0, leaf_index))
             hashes = self._node_hashes(conn, ids, data)
-            notes = {n: str(note) for n, note in zip(asked, head[2:], strict=True) if note}
+            frontiers = {n: hashes[a:b] for n, a, b in spans}
             leaf = None
             if data is not None and leaf_index is not None:
-                leaf = (data[leaf_index], hashes.pop())
-            return ProofRead(size, hashes, current, bytes(head[1]), notes, leaf)
+                leaf = (data[leaf_index], hashes[-1])
+            return ProofRead(size, hashes[:count], current, bytes(head[1]), notes, leaf, frontiers)
 
     def leaf_extent(self) -> tuple[int, int]:
         """The number of stored leaves and the largest stored leaf index plus one: both equal
