@@ -18,7 +18,7 @@ from hashing import Checkpoint, NoteVerifier, VerificationError, open_checkpoint
 from . import offline
 from .anchor_store import AnchorStore
 from .anchoring import log_id_for
-from .errors import DocumentError, LedgerError, MismatchError
+from .errors import DocumentError, IntegrityError, LedgerError, MismatchError
 from .events import decode_leaf
 from .log import Ledger
 
@@ -38,9 +38,19 @@ def build_receipt(ledger: Ledger, anchors: AnchorStore, leaf_index: int) -> dict
         raise NotAnchoredError(f"leaf {leaf_index} is not yet covered by an anchored checkpoint")
     checkpoint = ledger.store.checkpoint_at(anchor.tree_size)
     if checkpoint is None:
-        raise LedgerError(f"the checkpoint of anchored size {anchor.tree_size} is missing")
-    proof = ledger.inclusion_proof(leaf_index, anchor.tree_size)
-    kind, data = decode_leaf(ledger.leaves(leaf_index, leaf_index + 1)[0].leaf_data)
+        raise IntegrityError(f"the checkpoint of anchored size {anchor.tree_size} is missing")
+    record = AnchorRecord.from_json(anchor.record)
+    if (record.tree_size, record.root_hash) != (checkpoint.tree_size, checkpoint.root_hash):
+        # A receipt that cannot verify is not handed out: the stored anchor or checkpoint lies.
+        raise IntegrityError(
+            f"the stored anchor of size {anchor.tree_size} is not of its checkpoint's root: "
+            "the log's storage is damaged (run: consent-ledger fsck)"
+        )
+    proof = ledger.inclusion_proof(leaf_index, anchor.tree_size)  # checked against the note
+    leaf = ledger.leaves(leaf_index, leaf_index + 1)
+    if not leaf:
+        raise IntegrityError(f"leaf {leaf_index} is missing from storage")
+    kind, data = decode_leaf(leaf[0].leaf_data)
     return {
         "receipt_version": RECEIPT_VERSION,
         "leaf_index": leaf_index,
@@ -48,7 +58,7 @@ def build_receipt(ledger: Ledger, anchors: AnchorStore, leaf_index: int) -> dict
         "tree_size": proof.tree_size,
         "proof": [offline.b64(h) for h in proof.hashes],
         "checkpoint": checkpoint.note,
-        "anchor": AnchorRecord.from_json(anchor.record).to_dict(),
+        "anchor": record.to_dict(),
     }
 
 
