@@ -34,6 +34,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "on SQLite serve with one worker"
             )
 
+    # A rolled-back or forked database is refused here, with the log's message and exit 2,
+    # before uvicorn would report only that the application failed to start.
+    overrides = {
+        name: getattr(args, name)
+        for name in ("data_dir", "database_url", "origin")
+        if getattr(args, name, None) is not None
+    }
+    preflight(LedgerSettings(**overrides))
     # Worker processes build their own app from the environment: pass the options there.
     for name, env in (
         ("data_dir", "CONSENT_LEDGER_DATA_DIR"),
@@ -43,9 +51,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         value = getattr(args, name, None)
         if value is not None:
             os.environ[env] = str(value)
-    # A rolled-back or forked database is refused here, with the log's message and exit 2,
-    # before uvicorn would report only that the application failed to start.
-    preflight(LedgerSettings())
     uvicorn.run(
         "consent_api.app:app_from_env",
         factory=True,

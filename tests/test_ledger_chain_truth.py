@@ -96,6 +96,8 @@ def test_a_database_behind_the_chain_is_refused_by_anchor_and_serve(
     err = capsys.readouterr().err
     assert "the chain anchors this log at size 15" in err
     assert "holds 10 leaves" in err
+    for name in ("DATA_DIR", "DATABASE_URL", "ORIGIN"):
+        monkeypatch.setenv(f"CONSENT_LEDGER_{name}", "")  # restored after, whatever serve sets
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     code = service_main(
         [
