@@ -44,6 +44,7 @@ from .policy import (
     DEFAULT_JUSTIFY_WITHIN_S,
     Policy,
 )
+from .proofs import DEFAULT_SAMPLE
 from .replay_state import ReplayState
 from .resident import resident_report
 from .state import AuditorState
@@ -122,6 +123,14 @@ def build_parser(*, resident: bool = False) -> argparse.ArgumentParser:
         help="C2SP tlog-policy file: the latest checkpoint must meet its quorum, and each "
         "witness listed with a URL is asked for its own view of the log (split views)",
     )
+    parser.add_argument(
+        "--proof-sample",
+        type=int,
+        default=DEFAULT_SAMPLE,
+        metavar="N",
+        help="check the served inclusion proofs of N of the new leaves, chosen at random "
+        f"(all of them when there are no more; default {DEFAULT_SAMPLE})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     if resident:
         parser.add_argument(
@@ -178,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress=progress,
                 lawfulness=lawfulness,
                 witness_policy=witness_policy,
+                proof_sample=args.proof_sample,
             )
             document = _resident(args, lawfulness, report) if resident else None
         except (AuditError, ChainError) as exc:

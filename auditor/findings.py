@@ -37,6 +37,8 @@ class FindingCode(StrEnum):
     """The service serves a smaller tree than one anchored on chain (or signed)."""
     WITNESS_QUORUM = "witness-quorum"
     """The latest checkpoint lacks the witness cosignatures the policy needs (or has a bad one)."""
+    BAD_PROOF = "bad-proof"
+    """An inclusion proof the service serves does not lead to a verified root (or is refused)."""
 
     # Lawfulness: the replay of the verified leaves (``auditor.replay``).
     UNCOVERED_PERMIT = "uncovered-permit"

@@ -14,6 +14,7 @@ the next one proves the new checkpoint consistent with it and hashes only the le
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,7 @@ from .findings import FindingCode, Findings, Report
 from .lag import check_lag
 from .lawfulness import Lawfulness
 from .leaves import LeafCheck, Roots
+from .proofs import DEFAULT_SAMPLE, check_served_proofs, sample_indices
 from .report_sections import anchoring_section
 from .state import AuditorState, KnownAnchor, VerifiedHead
 from .witnesses import check_quorum, compare_with_witnesses
@@ -68,6 +70,7 @@ def audit_integrity(
     clock: Callable[[], float] = time.time,
     lawfulness: Lawfulness | None = None,
     witness_policy: WitnessPolicy | None = None,
+    proof_sample: int = DEFAULT_SAMPLE,
 ) -> Report:
     """Audit the log served at ``api_url`` against the registry at ``contract_address``.
 
@@ -76,7 +79,9 @@ def audit_integrity(
     ``clock`` gives the time used for the anchoring-lag limit (and break-glass deadlines);
     ``lawfulness``, when given, replays the verified leaves as they stream past;
     ``witness_policy``, when given, must be met by the latest checkpoint's cosignatures, and
-    each of its witnesses with a URL is asked for its own latest view of the log. Raises
+    each of its witnesses with a URL is asked for its own latest view of the log.
+    ``proof_sample`` is how many of the new leaves' served inclusion proofs are checked
+    (``auditor.proofs``). Raises
     ``AuditError`` (or the chain's ``ChainError``) when the audit cannot be carried out;
     findings are in the report.
     """
@@ -100,6 +105,7 @@ def audit_integrity(
         audit = _Audit(log, registry, state, report, max_anchor_lag_s, progress, clock)
         audit.lawfulness, audit.http = lawfulness, http
         audit.witness_policy = witness_policy
+        audit.proof_sample = proof_sample
         audit.run(trusted_key)
         report.stats.requests = log.requests
         report.stats.leaves_fetched = log.leaves_fetched
@@ -146,6 +152,8 @@ class _Audit:
         self.lawfulness: Lawfulness | None = None
         self.http: httpx.Client | None = None
         self.witness_policy: WitnessPolicy | None = None
+        self.proof_sample = DEFAULT_SAMPLE
+        self.leaf_hashes: list[bytes] = []  # of the leaves hashed in this run, from its start
 
     def commit(self, size: int, root: bytes, source: str) -> None:
         self.roots.setdefault(size, {}).setdefault(root, []).append(source)
@@ -173,7 +181,16 @@ class _Audit:
             self._check_witnesses(self.witness_policy, verifier, origin, note, latest)
         self._check_forks()
         self._check_heads(latest, served_any=note is not None)
+        start = self.state.verified_size
         head = self._check_leaves(latest, note)
+        if head is not None:
+            indices = sample_indices(
+                start, head.tree_size, self.proof_sample, random.SystemRandom()
+            )
+            hashes = {i: self.leaf_hashes[i - start] for i in indices}
+            check_served_proofs(
+                self.log, self.findings, hashes, head.tree_size, head.root_hash, self.say
+            )
         self.state.observations = check_lag(
             self.state.observations,
             self.anchors,
@@ -357,6 +374,7 @@ class _Audit:
             if self.lawfulness is not None:
                 self.lawfulness.disarm(self.log)
         self.report.stats.leaves_hashed += check.leaves_hashed
+        self.leaf_hashes = check.hashes
         if latest is None or note is None or latest.tree_size not in frontiers:
             return None
         if check.computed[latest.tree_size] != latest.root_hash:

@@ -36,6 +36,8 @@ class LeafCheck:
     # Perfect subtrees authenticated under one trusted root, to locate under the others.
     authenticated: dict[tuple[int, int], bytes] = field(default_factory=dict)
     forked: bool = False
+    # The hashes of the leaves served from ``base.size`` on, as hashed here (``auditor.proofs``).
+    hashes: list[bytes] = field(default_factory=list)
 
     def run(self, base: CompactRange, targets: dict[int, Roots]) -> dict[int, tuple[bytes, ...]]:
         """Check the leaves after ``base`` against ``targets`` (sizes above ``base.size``).
@@ -47,6 +49,7 @@ class LeafCheck:
         self.forked = any(len(roots) > 1 for roots in targets.values())
         self.say(f"hashing leaves {start}..{end}")
         hashes, odd = self._fetch(start, end)
+        self.hashes = hashes
         self.leaves_hashed += len(hashes)
         served = ServedTree(base, hashes)
         frontier = base.copy()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ledger import cli as ledger_cli
+from ledger.anchoring import preflight
 from ledger.errors import ConfigurationError
 from ledger.settings import LedgerSettings
 
@@ -35,6 +36,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "on SQLite serve with one worker"
             )
 
+    # A rolled-back or forked database is refused here, with the log's message and exit 2,
+    # before uvicorn would report only that the application failed to start.
+    overrides = {
+        name: getattr(args, name)
+        for name in ("data_dir", "database_url", "origin")
+        if getattr(args, name, None) is not None
+    }
+    preflight(LedgerSettings(**overrides))
     # Worker processes build their own app from the environment: pass the options there.
     for name, env in (
         ("data_dir", "CONSENT_LEDGER_DATA_DIR"),

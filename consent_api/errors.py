@@ -12,7 +12,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from hashing import HashingError, VerificationError
-from ledger.errors import InvalidEventError, StorageFullError, TreeSizeError, storage_full
+from ledger.errors import (
+    IntegrityError,
+    InvalidEventError,
+    RollbackError,
+    StorageFullError,
+    TreeSizeError,
+    storage_full,
+)
 
 from .outcome import is_fhir, operation_outcome
 
@@ -194,6 +201,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(HashingError)
     async def _hashing(request: Request, exc: HashingError) -> JSONResponse:
         return answer(request, 400, "bad-request", "Bad request", str(exc))
+
+    @app.exception_handler(IntegrityError)
+    async def _damaged(_: Request, exc: IntegrityError) -> JSONResponse:
+        # Our storage, not the request, is at fault; nothing is served from it (no bad proof).
+        if isinstance(exc, RollbackError):
+            return problem(503, "log-rolled-back", "The log's database went back in time", str(exc))
+        return problem(503, "log-storage-damaged", "The log's storage is damaged", str(exc))
 
     @app.exception_handler(VerificationError)
     async def _verification(request: Request, exc: VerificationError) -> JSONResponse:

@@ -17,7 +17,12 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import BlockNumber, ChecksumAddress, Hash32
 from eth_utils.crypto import keccak
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import (
+    BlockNotFound,
+    ContractLogicError,
+    TransactionNotFound,
+    Web3RPCError,
+)
 from web3.types import BlockIdentifier, TxParams
 
 from contracts.artifact import load_artifact
@@ -197,6 +202,31 @@ class AnchorRegistryClient:
                         )
                     records.append(self._record(receipts[tx_hash], log))
         return records
+
+    def is_canonical(self, record: AnchorRecord) -> bool:
+        """Whether ``record``'s block is still the chain's block at its height.
+
+        Blocks chain by hash: when it is, every anchor in an earlier block of this chain is
+        too, so one call vouches for all anchors up to this one. False after a reorg past it,
+        or when the node lost blocks (restarted from older state, or reset).
+        """
+        with unavailable_on_io_error("reading a block"):
+            try:
+                block = self.chain.w3.eth.get_block(BlockNumber(record.block_number))
+            except BlockNotFound:
+                return False
+        return bytes(block["hash"]) == record.block_hash
+
+    def has_code(self) -> bool:
+        """Whether this registry's code is (still) at its address: a reset chain has none."""
+        with unavailable_on_io_error("reading the registry code"):
+            code = bytes(self.chain.w3.eth.get_code(self.address))
+        return code == load_artifact().deployed_bytecode
+
+    def next_nonce(self) -> int:
+        """The signing account's next nonce, counting transactions pending at the node."""
+        with unavailable_on_io_error("reading the account's nonce"):
+            return int(self.chain.w3.eth.get_transaction_count(self._signer().address, "pending"))
 
     def verify_anchor(self, record: AnchorRecord) -> None:
         """Re-read ``record``'s transaction, block and event from the chain.

@@ -176,6 +176,28 @@ class AnchorStore:
         with self.store.read() as conn:
             return [_anchor(row) for row in conn.execute(query)]
 
+    def confirmed_descending(
+        self, before_size: int | None = None, limit: int = 100
+    ) -> list[StoredAnchor]:
+        """Confirmed anchors below ``before_size`` (None: all), newest first."""
+        query = select(_ANCHOR).where(_ANCHOR.c.state == CONFIRMED)
+        if before_size is not None:
+            query = query.where(_ANCHOR.c.tree_size < before_size)
+        query = query.order_by(_ANCHOR.c.tree_size.desc()).limit(limit)
+        with self.store.read() as conn:
+            return [_anchor(row) for row in conn.execute(query)]
+
+    def forget_above(self, tree_size: int) -> None:
+        """Forget confirmed and superseded anchors above ``tree_size`` (the chain lost them):
+        their checkpoints queue again."""
+        with self.store.write() as conn:
+            conn.execute(
+                delete(_ANCHOR).where(
+                    _ANCHOR.c.tree_size > tree_size,
+                    _ANCHOR.c.state.in_((CONFIRMED, SUPERSEDED)),
+                )
+            )
+
     def covering(self, leaf_index: int) -> StoredAnchor | None:
         """The first confirmed anchor whose tree holds ``leaf_index``."""
         query = (

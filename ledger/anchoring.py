@@ -23,6 +23,12 @@ from contracts.client import AnchorRegistryClient
 from contracts.errors import AnchorRejectedError, ChainError, ChainUnavailableError
 from contracts.records import AnchorRecord, PreparedTx
 
+from .anchor_checks import (
+    check_log_against_chain,
+    forget_vanished,
+    newest_still_there,
+    require_registry_code,
+)
 from .anchor_store import AnchorStore, StoredAnchor
 from .errors import ConfigurationError, KeyFileError
 from .log import Ledger
@@ -85,7 +91,29 @@ def open_registry(ledger: Ledger, chain: Chain) -> AnchorRegistryClient:
         client = AnchorRegistryClient.at(chain, address, account)
         client.assign_log(log_id_for(ledger.origin), account.address)
         address = ledger.store.set_meta_once(f"registry:{chain.chain_id}", address)
-    return AnchorRegistryClient.at(chain, address, account)
+    client = AnchorRegistryClient(chain, address, account)
+    require_registry_code(client, log_id_for(ledger.origin))  # a reset chain: say what to do
+    return client
+
+
+def preflight(settings: LedgerSettings) -> None:
+    """What a service checks before it starts: the database against the log's witness
+    (``Ledger.open``) and, with a chain node configured, against the chain's latest anchor of
+    the log. A chain that cannot be reached is only warned about: the anchorer checks again
+    when it connects."""
+    ledger = Ledger.open(settings)
+    try:
+        if settings.rpc_url is None:
+            return  # the embedded chain lives in the data dir, restored with it
+        anchorer = Anchorer(ledger)
+        try:
+            anchorer.connect()
+        except ChainUnavailableError as exc:
+            log.warning("chain unavailable at start-up; checked when it is back: %s", exc)
+        finally:
+            anchorer.close()
+    finally:
+        ledger.close()
 
 
 class Anchorer:
@@ -127,10 +155,21 @@ class Anchorer:
         return self.ledger.store.checkpoints(after_size=0 if settled is None else settled)
 
     def anchor_queued(self) -> list[AnchorRecord]:
-        """Anchor every queued checkpoint in order; ChainUnavailableError leaves the rest queued."""
+        """Anchor every queued checkpoint in order; ChainUnavailableError leaves the rest queued.
+
+        First the chain is re-checked: anchors it lost are forgotten (and so queue again), and
+        a chain that anchors more of the log than the database holds stops the pass
+        (RollbackError).
+        """
         registry = self.connect()
+        if not newest_still_there(self.anchors, registry):
+            forget_vanished(self.anchors, registry)
+            require_registry_code(registry, self.log_id)
+            check_log_against_chain(self.ledger, registry, self.log_id)
         anchored: list[AnchorRecord] = []
         prepared = self.anchors.prepared()
+        if prepared is not None or self.queued():
+            require_registry_code(registry, self.log_id)  # nothing is sent to an empty address
         if prepared is not None:
             record = self._finish(registry, prepared)
             if record is not None:
@@ -175,9 +214,20 @@ class Anchorer:
             self.registry = None
 
     def connect(self) -> AnchorRegistryClient:
-        """The registry client, connecting (and deploying on first use) if need be."""
+        """The registry client, connecting (and deploying on first use) if need be.
+
+        On connecting, the log is checked against the chain before anything is built on it:
+        lost anchors are forgotten, and a database behind the chain is refused.
+        """
         if self.registry is None:
-            self.registry = open_registry(self.ledger, connect_chain(self.settings))
+            registry = open_registry(self.ledger, connect_chain(self.settings))
+            try:
+                forget_vanished(self.anchors, registry)
+                check_log_against_chain(self.ledger, registry, self.log_id)
+            except BaseException:
+                registry.chain.close()
+                raise
+            self.registry = registry
         return self.registry
 
     def _anchor(
@@ -221,6 +271,15 @@ class Anchorer:
             raise ChainError(f"the journal of anchoring size {pending.tree_size} is incomplete")
         try:
             record = registry.find_receipt(pending.tx_hash)
+            if record is None and pending.nonce > registry.next_nonce():
+                # The chain lost the transactions before it (it went back in time): this one
+                # cannot be mined until others fill the gap. The checkpoint is prepared anew.
+                log.warning(
+                    "journaled anchor of size %d is past the chain's nonce; redone",
+                    pending.tree_size,
+                )
+                self.anchors.discard_prepared(pending.tree_size)
+                return None
             if record is None:
                 tx = PreparedTx(tx_hash=pending.tx_hash, raw=pending.raw_tx, nonce=pending.nonce)
                 registry.send(tx)

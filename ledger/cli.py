@@ -16,7 +16,7 @@ from contracts.errors import AnchorMismatchError, ChainError
 from hashing import HashingError, VerificationError
 
 from . import cli_chain, cli_witness, offline
-from .errors import DocumentError, LedgerError, MismatchError
+from .errors import ConfigurationError, DocumentError, LedgerError, MismatchError
 from .events import EncodedEvent, decode_leaf, parse_event_line
 from .log import Ledger
 from .offline import read_key
@@ -174,6 +174,44 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recover(args: argparse.Namespace) -> int:
+    from .recovery import accept_rollback
+
+    if not args.accept_rollback:
+        raise ConfigurationError(
+            "recover changes what the log trusts: say what to accept (--accept-rollback); "
+            "restoring a newer backup of the database is the better way out when there is one"
+        )
+    report = accept_rollback(_settings(args))
+    print(
+        "consent-ledger: warning: rollback accepted: the database's tree of "
+        f"{report['database_tree_size']} leaves is now the log's; the witness of "
+        f"{report['witnessed_tree_size']} was kept at {report['old_witness_kept_at']}",
+        file=sys.stderr,
+    )
+    _out(report)
+    return 0
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    from .fsck import fsck
+
+    # Unchecked: fsck must run on the very database Ledger.open refuses, to say what is wrong.
+    ledger = Ledger.open_unchecked(_settings(args))
+    try:
+        report = fsck(ledger)
+    finally:
+        ledger.close()
+    print(report.to_json())
+    if not report.clean:
+        print(
+            f"consent-ledger: fsck: {report.finding_count} findings; the first: "
+            f"{report.findings[0].kind} {report.findings[0].where}: {report.findings[0].detail}",
+            file=sys.stderr,
+        )
+    return 0 if report.clean else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -241,6 +279,22 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     verify.add_argument("--proof", help="proof JSON file from 'prove'")
     verify.add_argument("--old", help="older signed checkpoint file, for consistency")
     cli_witness.add_policy_option(verify)
+    add(
+        "fsck",
+        cmd_fsck,
+        "scrub leaves, tree nodes, checkpoints, anchors and the witness against each other "
+        "(progress on stderr, a JSON summary; exit 0 clean, 1 findings)",
+    )
+    recover = add(
+        "recover",
+        cmd_recover,
+        "accept a database that went back in time (when no newer backup exists), and log it",
+    )
+    recover.add_argument(
+        "--accept-rollback",
+        action="store_true",
+        help="make the database's tree the log's; events past it are given up for good",
+    )
     cli_chain.register(sub, common, lambda a: Ledger.open(_settings(a)))
     cli_witness.register(sub, common, lambda a: Ledger.open(_settings(a)))
     demo = add(

@@ -32,6 +32,11 @@ class IntegrityError(LedgerError):
     """Stored data disagrees with itself: a node is missing or differs from its recomputation."""
 
 
+class RollbackError(IntegrityError):
+    """The database is behind (or forked from) a checkpoint this log already signed or anchored:
+    it was restored from an old backup or edited, and nothing may be sequenced on top of it."""
+
+
 class DocumentError(LedgerError, ValueError):
     """A proof, checkpoint or receipt document is malformed."""
 

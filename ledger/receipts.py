@@ -20,6 +20,7 @@ from contracts.errors import AnchorMismatchError
 from contracts.records import AnchorRecord
 from hashing import (
     Checkpoint,
+    HashingError,
     NodeID,
     NoteVerifier,
     ProofNodes,
@@ -28,16 +29,19 @@ from hashing import (
     WitnessPolicy,
     add_signature_lines,
     inclusion_nodes,
+    leaf_hash,
     open_checkpoint,
+    verify_inclusion,
 )
 
 from . import offline
-from .anchor_store import AnchorStore
+from .anchor_store import AnchorStore, StoredAnchor
 from .anchoring import log_id_for
 from .cosignature_store import CosignatureStore
-from .errors import DocumentError, LedgerError, MismatchError
+from .errors import DocumentError, IntegrityError, LedgerError, MismatchError
 from .events import decode_leaf
 from .log import Ledger
+from .store import StoredCheckpoint
 
 RECEIPT_VERSION = 1
 RECEIPT_KEYS = frozenset(
@@ -58,11 +62,12 @@ def build_receipt(
     anchor = anchors.covering(leaf_index)
     if anchor is None or anchor.record is None:
         raise NotAnchoredError(f"leaf {leaf_index} is not yet covered by an anchored checkpoint")
-    checkpoint = ledger.store.checkpoint_at(anchor.tree_size)
-    if checkpoint is None:
-        raise LedgerError(f"the checkpoint of anchored size {anchor.tree_size} is missing")
-    proof = ledger.inclusion_proof(leaf_index, anchor.tree_size)
-    kind, data = decode_leaf(ledger.leaves(leaf_index, leaf_index + 1)[0].leaf_data)
+    checkpoint, record = _anchored(ledger, anchor)
+    proof = ledger.inclusion_proof(leaf_index, anchor.tree_size)  # checked against the note
+    leaf = ledger.leaves(leaf_index, leaf_index + 1)
+    if not leaf:
+        raise IntegrityError(f"leaf {leaf_index} is missing from storage")
+    kind, data = decode_leaf(leaf[0].leaf_data)
     note = cosigned_note(ledger, checkpoint.note, anchor.tree_size, cosignatures)
     return {
         "receipt_version": RECEIPT_VERSION,
@@ -71,8 +76,25 @@ def build_receipt(
         "tree_size": proof.tree_size,
         "proof": [offline.b64(h) for h in proof.hashes],
         "checkpoint": note,
-        "anchor": AnchorRecord.from_json(anchor.record).to_dict(),
+        "anchor": record.to_dict(),
     }
+
+
+def _anchored(ledger: Ledger, anchor: StoredAnchor) -> tuple[StoredCheckpoint, AnchorRecord]:
+    """The signed checkpoint of a confirmed anchor and its record, each checked against the
+    other: a receipt that cannot verify is not handed out (the stored anchor or note lies)."""
+    assert anchor.record is not None
+    checkpoint = ledger.store.checkpoint_at(anchor.tree_size)
+    if checkpoint is None:
+        raise IntegrityError(f"the checkpoint of anchored size {anchor.tree_size} is missing")
+    root = ledger.signed_root(anchor.tree_size, checkpoint.note)
+    record = AnchorRecord.from_json(anchor.record)
+    if (record.tree_size, record.root_hash) != (anchor.tree_size, root):
+        raise IntegrityError(
+            f"the stored anchor of size {anchor.tree_size} is not of its checkpoint's root: "
+            "the log's storage is damaged (run: consent-ledger fsck)"
+        )
+    return checkpoint, record
 
 
 def cosigned_note(
@@ -98,11 +120,10 @@ def build_receipts(
     covered = sorted({index for index in leaf_indices if 0 <= index < anchor.tree_size})
     if not covered:
         return {}
-    checkpoint = ledger.store.checkpoint_at(anchor.tree_size)
-    if checkpoint is None:
-        raise LedgerError(f"the checkpoint of anchored size {anchor.tree_size} is missing")
+    checkpoint, anchored = _anchored(ledger, anchor)
+    root = anchored.root_hash
     note = cosigned_note(ledger, checkpoint.note, anchor.tree_size, cosignatures)
-    record = AnchorRecord.from_json(anchor.record).to_dict()
+    record = anchored.to_dict()
     plans: dict[int, ProofNodes] = {}
     unique: dict[NodeID, None] = {}
 
@@ -117,9 +138,19 @@ def build_receipts(
     _, leaves = ledger.store.leaves_at(covered)
     receipts: dict[int, dict[str, Any]] = {}
     for index in covered:
-        kind, data = decode_leaf(leaves[index].leaf_data)
+        leaf = leaves.get(index)
+        if leaf is None or leaf_hash(leaf.leaf_data) != leaf.leaf_hash:
+            raise IntegrityError(f"leaf {index} is missing or damaged in storage")
+        kind, data = decode_leaf(leaf.leaf_data)
         plan = plans[index]
         proof = plan.rehash([by_id[node] for node in plan.ids])
+        try:  # what is handed out verifies against the signed root, as ledger.inclusion_proof
+            verify_inclusion(leaf.leaf_hash, index, size, proof, root)
+        except (HashingError, VerificationError) as exc:
+            raise IntegrityError(
+                f"the stored proof of leaf {index} does not verify against the signed root of "
+                f"size {size}: the log's storage is damaged (run: consent-ledger fsck)"
+            ) from exc
         receipts[index] = {
             "receipt_version": RECEIPT_VERSION,
             "leaf_index": index,

@@ -28,9 +28,10 @@ from sqlmodel import SQLModel
 from hashing import EMPTY_ROOT, CompactRange, NodeID, node_hash
 
 from .engine import RawReader, bulk_insert, insert_ignore, make_engine
-from .errors import IntegrityError, TreeSizeError
+from .errors import IntegrityError, RollbackError, TreeSizeError
 from .events import EncodedEvent
 from .models import AnchorRow, CheckpointRow, Leaf, LogHead, LogMeta, TreeNode
+from .store_checks import StorageChecks
 
 _LEAF = Leaf.__table__  # type: ignore[attr-defined]
 _NODE = TreeNode.__table__  # type: ignore[attr-defined]
@@ -70,13 +71,16 @@ class StoredCheckpoint:
     created_at: float
 
 
-class LedgerStore:
+class LedgerStore(StorageChecks):
     """Reads and writes the log's tables; the tree's right edge is cached between appends."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._lock = threading.Lock()
         self._range: CompactRange | None = None
+        # The smallest head an append may find: the size of the newest checkpoint this log has
+        # signed (``ledger.witness``). Below it the database went back in time under us.
+        self.min_tree_size = 0
 
     @classmethod
     def open(cls, url: str) -> LedgerStore:
@@ -170,6 +174,12 @@ class LedgerStore:
             (size,) = head.fetchone() or (None,)
             if not isinstance(size, int):
                 raise IntegrityError("the log's head row is missing")
+            if size < self.min_tree_size:
+                raise RollbackError(
+                    f"the database's tree went back to {size} leaves, below the "
+                    f"{self.min_tree_size} of a checkpoint this log signed: it was restored or "
+                    "edited while in use; nothing is appended (restart to see what to do)"
+                )
             cached = self._range
             if cached is None or cached.size != size:
                 cached = self._load_range(conn, size)  # another writer appended meanwhile
@@ -221,7 +231,9 @@ class LedgerStore:
                 raise TreeSizeError(f"tree size {size} is not between 0 and the log's {current}")
             return size, self._node_hashes(conn, ids_for(size))
 
-    def _node_hashes(self, conn: Connection, ids: Sequence[NodeID]) -> list[bytes]:
+    def _node_hashes(
+        self, conn: Connection, ids: Sequence[NodeID], leaf_data: dict[int, bytes] | None = None
+    ) -> list[bytes]:
         # Only even levels are stored; an odd-level node is the hash of its two stored children.
         wanted = set()
         for node in ids:
@@ -230,7 +242,9 @@ class LedgerStore:
                 wanted.add(NodeID(node.level - 1, 2 * node.index + 1))
             else:
                 wanted.add(node)
-        found = self._stored_hashes(conn, sorted(wanted, key=lambda n: (n.level, n.index)))
+        found = self._stored_hashes(
+            conn, sorted(wanted, key=lambda n: (n.level, n.index)), leaf_data
+        )
         hashes: list[bytes] = []
         for node in ids:
             if node.level & 1:
@@ -244,7 +258,9 @@ class LedgerStore:
             hashes.append(digest)
         return hashes
 
-    def _stored_hashes(self, conn: Connection, ids: Sequence[NodeID]) -> dict[NodeID, bytes]:
+    def _stored_hashes(
+        self, conn: Connection, ids: Sequence[NodeID], leaf_data: dict[int, bytes] | None
+    ) -> dict[NodeID, bytes]:
         # Plain driver SQL: building ORM expressions for a few dozen key pairs costs more than
         # the database's own work on this hot read path (proofs are served per request).
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
@@ -252,12 +268,16 @@ class LedgerStore:
         leaf_ids = [n.index for n in ids if n.level == 0]
         for start in range(0, len(leaf_ids), _CHUNK):
             chunk = leaf_ids[start : start + _CHUNK]
+            # With ``leaf_data`` wanted, the bytes too: a proof reads at most a few leaves.
+            columns = "leaf_index, leaf_hash" + (", leaf_data" if leaf_data is not None else "")
             sql = (
-                "SELECT leaf_index, leaf_hash FROM leaf WHERE leaf_index IN "  # noqa: S608
+                f"SELECT {columns} FROM leaf WHERE leaf_index IN "  # noqa: S608
                 f"({', '.join(mark for _ in chunk)})"
             )
-            for index, digest in conn.exec_driver_sql(sql, tuple(chunk)):
-                found[NodeID(0, index)] = bytes(digest)
+            for row in conn.exec_driver_sql(sql, tuple(chunk)):
+                found[NodeID(0, row[0])] = bytes(row[1])
+                if leaf_data is not None:
+                    leaf_data[row[0]] = bytes(row[2])
         pairs = [(n.level, n.index) for n in ids if n.level > 0]
         for start in range(0, len(pairs), _CHUNK):
             chunk_pairs = pairs[start : start + _CHUNK]

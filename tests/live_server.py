@@ -23,13 +23,25 @@ def free_port() -> int:
 
 class LiveServer:
     def __init__(
-        self, data_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        *,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        attackers_build: bool = False,
     ) -> None:
+        """``attackers_build``: serve with the service's checks of its storage taken out
+        (``tests.attackers_build``), as an operator who edited the database would."""
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        program = (
+            [sys.executable, "-m", "tests.attackers_build"]
+            if attackers_build
+            else [str(REPO / ".venv" / "bin" / "consent-ledger")]
+        )
         command = [
-            str(REPO / ".venv" / "bin" / "consent-ledger"),
+            *program,
             "serve",
             "--data-dir",
             str(data_dir),

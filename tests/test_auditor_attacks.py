@@ -24,6 +24,7 @@ from auditor.findings import FindingCode, Report
 from contracts.client import AnchorRegistryClient
 from hashing import Checkpoint, NoteSigner, leaf_hash, merkle_root, node_hash
 from ledger.anchoring import log_id_for
+from tests.attackers_build import take_out_checks
 from tests.test_auditor_deployment import (
     LATEST,
     ORIGIN,
@@ -40,6 +41,12 @@ from tests.test_auditor_deployment import (
 __all__ = ["deployment", "pristine", "state_dir"]  # fixtures, imported for pytest to find
 
 Code = FindingCode
+
+
+@pytest.fixture(autouse=True)
+def attackers_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator who edits the database also runs a service that does not check it."""
+    take_out_checks(monkeypatch.setattr)
 
 
 def indices(report: Report, code: FindingCode) -> set[int]:
@@ -465,3 +472,20 @@ def test_a_bad_root_anchored_below_what_was_verified_before(
     report = deployment.audit(state_dir)
     assert report.codes() == {Code.INCONSISTENT}
     assert "verified before does not extend the anchored one" in report.findings[0].message
+
+
+def zero_tree_node(dep: Deployment, level: int, index: int) -> None:
+    with dep.db() as conn:
+        conn.execute(
+            "UPDATE tree_node SET hash = zeroblob(32) WHERE level = ? AND node_index = ?",
+            (level, index),
+        )
+
+
+def test_a_damaged_tree_node_is_found_in_the_proofs_served(
+    deployment: Deployment, state_dir: Path
+) -> None:
+    zero_tree_node(deployment, 2, 1)  # every leaf still hashes to the signed roots
+    report = deployment.audit(state_dir)
+    assert report.codes() == {Code.BAD_PROOF}
+    assert {0, 1, 2} <= indices(report, Code.BAD_PROOF)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from auditor.findings import FindingCode
 from auditor.state import STATE_FILE, AuditorState
 from ledger.anchoring import Anchorer
+from ledger.errors import RollbackError
 from tests.test_auditor_deployment import (
     ANCHORED,
     LATEST,
@@ -111,3 +114,24 @@ def test_anchors_that_arrive_below_the_verified_size_are_proven_consistent(
     proofs = [r.url.params for r in seen if r.url.path == "/v1/log/proof/consistency"]
     assert [(p["size1"], p["size2"]) for p in proofs] == [(str(LATEST), str(LATEST + 3))]
     assert AuditorState.load(state_dir).anchors_checked_to == LATEST + 3
+
+
+def test_the_service_refuses_proofs_from_a_damaged_node_and_the_audit_says_so(
+    deployment: Deployment, state_dir: Path
+) -> None:
+    with deployment.db() as conn:
+        conn.execute("UPDATE tree_node SET hash = zeroblob(32) WHERE level = 2 AND node_index = 1")
+    report = deployment.audit(state_dir)
+    assert report.codes() == {FindingCode.BAD_PROOF}
+    assert "HTTP 503" in report.of(FindingCode.BAD_PROOF)[0].message
+
+
+def test_the_service_refuses_to_serve_a_rolled_back_database(
+    pristine: tuple[Deployment, Path], deployment: Deployment
+) -> None:
+    deployment.db_path.unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{deployment.db_path}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(pristine[1], deployment.db_path)  # the backup from when size 10 was anchored
+    with pytest.raises(RollbackError, match="restored from an older backup"), deployment.serve():
+        pass

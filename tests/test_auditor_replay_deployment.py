@@ -51,6 +51,7 @@ class Platform:
     keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
     subjects: dict[str, str] = field(default_factory=dict)
     regulator: str = ""
+    attackers_build: bool = False  # serve without the service's checks of its own storage
 
     @property
     def data_dir(self) -> Path:
@@ -68,7 +69,7 @@ class Platform:
 
     @contextmanager
     def serve(self) -> Iterator[Session]:
-        server = LiveServer(self.data_dir, env=ENV)
+        server = LiveServer(self.data_dir, env=ENV, attackers_build=self.attackers_build)
         try:
             with httpx.Client(base_url=server.url, timeout=30) as client:
                 yield Session(self, server, client)

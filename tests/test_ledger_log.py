@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from hashing import (
+    NoteSigner,
     NoteVerifier,
     consistency_proof,
     inclusion_proof,
@@ -162,7 +163,7 @@ def test_key_file_is_private_and_kept(settings: LedgerSettings) -> None:
 
 def test_a_different_key_or_origin_is_refused(settings: LedgerSettings) -> None:
     Ledger.open(settings).close()
-    settings.key_path.unlink()
+    settings.key_path.write_text(NoteSigner.generate(settings.origin).to_skey() + "\n")
     with pytest.raises(KeyFileError, match="not the key"):
         Ledger.open(settings)
     other = settings.model_copy(

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from contracts.client import AnchorRegistryClient
 from hashing import NoteVerifier
 from ledger.anchoring import Anchorer
-from ledger.errors import MismatchError
+from ledger.errors import IntegrityError, MismatchError
 from ledger.log import Ledger
 from ledger.receipts import NotAnchoredError, build_receipt, verify_receipt
 from ledger.settings import LedgerSettings
@@ -186,3 +187,21 @@ def test_verify_receipt_command_against_an_rpc_node(tmp_path: Path, anvil: Anvil
     )
     assert offline_only.returncode == 0  # the block hash is only checked against a chain
     assert "not checked" in offline_only.stdout
+
+
+def test_a_stored_anchor_forged_in_the_database_gives_no_receipt(
+    anchored: tuple[Ledger, Anchorer],
+) -> None:
+    ledger, anchorer = anchored
+    anchor = anchorer.anchors.covering(3)
+    assert anchor is not None
+    assert anchor.record is not None
+    record = json.loads(anchor.record)
+    record["root_hash"] = flip_hex(record["root_hash"])
+    with ledger.store.write() as conn:
+        conn.execute(
+            text("UPDATE anchor SET record = :record WHERE tree_size = :size"),
+            {"record": json.dumps(record), "size": anchor.tree_size},
+        )
+    with pytest.raises(IntegrityError, match="not of its checkpoint's root"):
+        build_receipt(ledger, anchorer.anchors, 3)

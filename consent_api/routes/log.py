@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from contracts.records import AnchorRecord
 from ledger.anchor_store import AnchorStore
+from ledger.errors import IntegrityError
 from ledger.log import Ledger
 from ledger.store import StoredCheckpoint
 from ledger.witnessing import Witnessing
@@ -71,6 +72,15 @@ _LEAVES_SQL = (
     "SELECT leaf_index, leaf_data FROM leaf "
     "WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index"
 )
+
+
+def refuse_gaps(count: int, start: int, stop: int, size: int) -> None:
+    """Leaf rows below the head went missing: refuse, rather than serve a page with a gap."""
+    if count != max(0, stop - start):
+        raise IntegrityError(
+            f"leaves {start}..{stop - 1} of a tree of {size} are not all stored: the log's "
+            "storage is damaged (run: consent-ledger fsck)"
+        )
 
 
 def _anchors(request: Request) -> AnchorStore:
@@ -140,6 +150,7 @@ def leaves(
         stop = size if end is None else min(end, size)
         stop = min(stop, start + settings.page_size)
         rows = reader.rows(_LEAVES_SQL, (start, stop)) if start < stop else []
+    refuse_gaps(len(rows), start, stop, size)
     wanted_end = size if end is None else min(end, size)
     following = None
     if stop < wanted_end:
