@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -49,6 +50,9 @@ from .throttle import CallerGate, CallerLimiter, Pools, limit_caller
 
 logger = logging.getLogger(__name__)
 
+SWITCH_INTERVAL_S = 0.0005
+"""How long a thread may hold the GIL while another waits for it (see ``app_from_env``)."""
+
 
 def app_from_env() -> FastAPI:
     """The app with settings from the environment (what ``consent-ledger serve`` workers run)."""
@@ -57,6 +61,10 @@ def app_from_env() -> FastAPI:
     # leave it out of the collector's full passes, which otherwise walk all of it and stall
     # every request in flight for a tenth of a second.
     gc.freeze()
+    # Threads building history pages hold the GIL for whole switch intervals; the event loop,
+    # answering everyone else, waits for it on every socket call. A shorter interval bounds
+    # that wait (CPython's default is 5 ms).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     return app
 
 

@@ -103,6 +103,22 @@ class ApiSettings(BaseSettings):
     history_per_caller: int = Field(
         default=2, gt=0, description="Access-history pages of one caller in flight at once."
     )
+    history_rate: float = Field(
+        default=1000.0,
+        gt=0,
+        description="Access-history entries one caller may ask for per second (a page of 1,000 "
+        "entries with their receipts costs tens of milliseconds of the service's CPU).",
+    )
+    refusal_delay: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="Seconds a 429 is held back before it is sent (at most its Retry-After), so "
+        "a caller that asks again at once costs little; 0 sends it at once.",
+    )
+    history_burst: int = Field(
+        default=5000, gt=0, description="Access-history entries one caller may ask for at once."
+    )
     history_threads: int = Field(
         default=2, gt=0, description="Threads building access-history pages, for all callers."
     )

@@ -20,16 +20,21 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import parse_qsl
 
 import anyio
 from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import ApiError, TooManyRequestsError, answer
+from .paging import DEFAULT_LIMIT, MAX_LIMIT
 from .settings import ApiSettings
 
 REMEMBERED_CALLERS: Final = 10_000
 """Idle callers with full buckets are forgotten past this many."""
+
+HELD_BACK_AT_MOST: Final = 1_000
+"""Refusals held back at once, for all callers; past this many a refusal is sent at once."""
 
 
 @dataclass(slots=True)
@@ -38,6 +43,7 @@ class _Caller:
     refilled_at: float
     in_flight: int = 0
     heavy: int = 0
+    heavy_tokens: float = -1.0  # a bucket of its own for heavy reads; full when first used
 
 
 @dataclass(slots=True)
@@ -48,7 +54,11 @@ class CallerLimiter:
     rate: float
     burst: int
     heavy_at_once: int
+    heavy_rate: float = 1.0
+    heavy_burst: int = 4
+    refusal_delay: float = 1.0
     _callers: dict[str, _Caller] = field(default_factory=dict)
+    _held_back: int = 0
 
     @classmethod
     def of(cls, settings: ApiSettings) -> CallerLimiter:
@@ -57,6 +67,9 @@ class CallerLimiter:
             rate=settings.caller_rate,
             burst=settings.caller_burst,
             heavy_at_once=settings.history_per_caller,
+            heavy_rate=settings.history_rate,
+            heavy_burst=settings.history_burst,
+            refusal_delay=settings.refusal_delay,
         )
 
     def _caller(self, key: str, now: float) -> _Caller:
@@ -65,17 +78,22 @@ class CallerLimiter:
             if len(self._callers) >= REMEMBERED_CALLERS:
                 self._forget_idle(now)
             caller = self._callers[key] = _Caller(float(self.burst), now)
+            caller.heavy_tokens = float(self.heavy_burst)
         else:
-            caller.tokens = min(
-                float(self.burst), caller.tokens + (now - caller.refilled_at) * self.rate
+            elapsed = now - caller.refilled_at
+            caller.tokens = min(float(self.burst), caller.tokens + elapsed * self.rate)
+            caller.heavy_tokens = min(
+                float(self.heavy_burst), caller.heavy_tokens + elapsed * self.heavy_rate
             )
             caller.refilled_at = now
         return caller
 
     def _forget_idle(self, now: float) -> None:
         for key, caller in list(self._callers.items()):
-            full = caller.tokens + (now - caller.refilled_at) * self.rate >= self.burst
-            if caller.in_flight == 0 and full:
+            elapsed = now - caller.refilled_at
+            full = caller.tokens + elapsed * self.rate >= self.burst
+            heavy_full = caller.heavy_tokens + elapsed * self.heavy_rate >= self.heavy_burst
+            if caller.in_flight == 0 and full and heavy_full:
                 del self._callers[key]
 
     @contextmanager
@@ -98,14 +116,36 @@ class CallerLimiter:
         finally:
             caller.in_flight -= 1
 
+    async def hold_back(self, refused: TooManyRequestsError) -> None:
+        """Wait a little before a refusal is sent. A caller that ignores ``Retry-After`` and asks
+        again at once would otherwise cost the service a request per round trip; held back, each
+        of its connections asks at most once per ``refusal_delay``. Idle waits cost no CPU, and
+        at most ``HELD_BACK_AT_MOST`` are held at once."""
+        if self.refusal_delay <= 0 or self._held_back >= HELD_BACK_AT_MOST:
+            return
+        self._held_back += 1
+        try:
+            await anyio.sleep(min(self.refusal_delay, refused.retry_after))
+        finally:
+            self._held_back -= 1
+
     @contextmanager
-    def admit_heavy(self, key: str) -> Iterator[None]:
-        """Hold one of ``key``'s heavy-read slots; 429 if all are taken."""
+    def admit_heavy(self, key: str, entries: int) -> Iterator[None]:
+        """Hold one of ``key``'s heavy-read slots for a page of ``entries``, paid for from its
+        entries-per-second bucket; 429 if all slots are taken or the bucket is short."""
         caller = self._caller(key, time.monotonic())
         if caller.heavy >= self.heavy_at_once:
             raise TooManyRequestsError(
                 f"at most {self.heavy_at_once} history pages of one caller at once", retry_after=1
             )
+        cost = float(min(entries, self.heavy_burst))
+        if caller.heavy_tokens < cost:
+            wait = math.ceil((cost - caller.heavy_tokens) / self.heavy_rate)
+            raise TooManyRequestsError(
+                f"at most {self.heavy_rate:g} history entries a second from one caller",
+                retry_after=wait,
+            )
+        caller.heavy_tokens -= cost
         caller.heavy += 1
         caller.in_flight += 1  # kept remembered while it runs
         try:
@@ -166,11 +206,25 @@ async def limit_caller(request: Request) -> AsyncIterator[None]:
         yield
         return
     limiter: CallerLimiter = request.app.state.caller_limiter
-    with limiter.admit(await caller_key(request)):
+    key = await caller_key(request)
+    with ExitStack() as held:
+        try:
+            held.enter_context(limiter.admit(key))
+        except TooManyRequestsError as refused:
+            await limiter.hold_back(refused)
+            raise
         yield
 
 
 HEAVY_PATHS: Final = frozenset({"/v1/me/access-history"})
+
+
+def page_entries(scope: Scope) -> int:
+    """The entries a page request asks for (its ``limit``, within the paging bounds)."""
+    for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        if name == "limit" and value.isascii() and value.isdigit():
+            return max(1, min(int(value), MAX_LIMIT))
+    return DEFAULT_LIMIT
 
 
 class CallerGate:
@@ -195,10 +249,11 @@ class CallerGate:
             with ExitStack() as held:
                 held.enter_context(limiter.admit(key))
                 if scope["path"] in HEAVY_PATHS:
-                    held.enter_context(limiter.admit_heavy(key))
+                    held.enter_context(limiter.admit_heavy(key, page_entries(scope)))
                 scope.setdefault("state", {}).update(caller=key, caller_admitted=True)
                 await self.app(scope, receive, send)
         except TooManyRequestsError as refused:
+            await limiter.hold_back(refused)
             response = answer(
                 Request(scope),
                 refused.status,

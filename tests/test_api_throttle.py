@@ -50,6 +50,22 @@ def test_a_caller_over_its_rate_gets_429_with_retry_after_and_others_do_not(
         assert client.get("/v1/consents", headers=resident(client, other)).status_code == 200
 
 
+def test_history_pages_are_paid_for_by_the_entries_they_ask_for(tmp_path: Path) -> None:
+    settings = limited(tmp_path, history_burst=1500, history_rate=0.01, refusal_delay=0)
+    with TestClient(create_app(settings)) as client:
+        flooder = register_resident(client, "NAT-FLOOD-3", birth_date=date(1990, 1, 1))
+        headers = resident(client, flooder)
+        pages = [
+            client.get("/v1/me/access-history", params={"limit": n}, headers=headers)
+            for n in (1000, 1000, 100, 100)
+        ]
+        # 1,000 of the 1,500 entries, then not another 1,000, yet pages of 100 still fit.
+        assert [page.status_code for page in pages] == [200, 429, 200, 200]
+        assert_problem(pages[1], 429, "too-many-requests")
+        assert int(pages[1].headers["Retry-After"]) >= 1
+        assert client.get("/v1/consents", headers=headers).status_code == 200
+
+
 def test_every_operation_documents_429_with_retry_after(tmp_path: Path) -> None:
     with TestClient(create_app(api_settings(tmp_path))) as client:
         document = client.get("/openapi.json").json()

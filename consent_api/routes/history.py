@@ -158,7 +158,8 @@ async def access_history(
     threads = get_pools(request).history
     with ExitStack() as held:
         if not getattr(request.state, "caller_admitted", False):  # else ``CallerGate`` did
-            held.enter_context(state.caller_limiter.admit_heavy(await caller_key(request)))
+            key = await caller_key(request)
+            held.enter_context(state.caller_limiter.admit_heavy(key, limit))
         page, more = await anyio.to_thread.run_sync(
             partial(_page, service, principal, subject, state.vault, limit, after),
             limiter=threads,
