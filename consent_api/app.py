@@ -15,6 +15,7 @@ from ledger.anchoring import Anchorer
 from ledger.batcher import GroupCommitter
 from ledger.cosignature_store import CosignatureStore
 from ledger.log import Ledger
+from ledger.tiles import LogTiles
 from ledger.witnessing import Witnessing
 
 from .access import AccessService
@@ -40,6 +41,7 @@ from .routes import (
     health,
     history,
     log,
+    tiles,
     web,
 )
 from .routes import lapse as lapse_openings
@@ -83,6 +85,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.caller_limiter = CallerLimiter.of(settings)
         committer = GroupCommitter(ledger)
         app.state.ledger = ledger
+        app.state.tiles = LogTiles(ledger)
         app.state.committer = committer
         app.state.anchors = AnchorStore(ledger.store)
         app.state.cosignatures = CosignatureStore(ledger.store)
@@ -158,6 +161,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(access.router)
     app.include_router(log.router)
+    app.include_router(tiles.router)
     app.include_router(admin.router)
     app.include_router(consents.router)
     app.include_router(fhir_consent.router)

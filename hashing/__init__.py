@@ -58,6 +58,7 @@ from hashing.witness_policy import QuorumCheck, WitnessPolicy, parse_policy
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "TILE_WIDTH",
     "CanonicalEncodingError",
     "Checkpoint",
     "CompactRange",
@@ -80,7 +81,6 @@ __all__ = [
     "RootMismatchError",
     "SignatureError",
     "SizeError",
-    "TILE_WIDTH",
     "TileID",
     "TilePathError",
     "TreeArgumentError",

@@ -33,7 +33,7 @@ from hashing import (
 from .errors import ConfigurationError, IntegrityError, KeyFileError, RollbackError, TreeSizeError
 from .events import EncodedEvent, encode_event
 from .keys import load_or_create_signer
-from .origin import FORMAT_META, LOG_FORMAT, ORIGIN_META, legacy_message, pin_origin
+from .origin import FORMAT_META, LOG_FORMAT, ORIGIN_META, format_problem, pin_origin
 from .settings import LedgerSettings
 from .store import LedgerStore, StoredCheckpoint, StoredLeaf, WithinAppend
 from .store_checks import ProofRead
@@ -84,7 +84,7 @@ class Ledger:
         ledger = cls.open_unchecked(settings)
         try:
             if ledger.log_format != LOG_FORMAT:
-                raise ConfigurationError(legacy_message(ledger.origin))
+                raise ConfigurationError(format_problem(ledger.log_format, ledger.origin))
             ledger.check_storage()
             if ledger.store.latest_checkpoint() is None and ledger.tree_size() == 0:
                 # A new log signs its empty tree at once: readers, witnesses and tile clients
@@ -354,3 +354,17 @@ class Ledger:
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         return self.store.latest_checkpoint()
+
+    def signed_size(self, leaf_index: int | None = None) -> int:
+        """The size of the newest signed checkpoint: what a proof is for when no size is asked
+        for, so that it verifies against a checkpoint one can fetch. TreeSizeError if there is
+        none, or if it does not hold ``leaf_index`` yet."""
+        size = self.store.signed_size()
+        if size is None:
+            raise TreeSizeError("the log has no signed checkpoint yet")
+        if leaf_index is not None and leaf_index >= size:
+            raise TreeSizeError(
+                f"leaf index {leaf_index} is not in a signed checkpoint yet (the newest is of "
+                f"size {size}); ask again after the next seal, or name a tree size"
+            )
+        return size

@@ -56,15 +56,30 @@ def pin_origin(pinned: str | None, asked: str | None, key_path: Path) -> str:
     return asked or key_name(key_path) or new_origin()
 
 
-def legacy_message(origin: str) -> str:
-    shared = (
-        f" Its origin {origin!r} is the old shared default: other deployments that kept it "
-        "sign checkpoints that look like this log's and anchor under the same registry log "
-        "id; it cannot be renamed (its checkpoints, key and anchors name it), so a unique "
-        "name needs a new log."
-        if origin == LEGACY_ORIGIN
-        else ""
+def format_problem(log_format: str | None, origin: str) -> str:
+    """Why a database of ``log_format`` is not opened by this version."""
+    if log_format is None:
+        return legacy_message(origin)
+    return (
+        f"this log's database is of format {log_format!r}, which this version of "
+        f"consent-ledger does not read (it reads {LOG_FORMAT!r}): run the version that wrote it"
     )
+
+
+def shared_origin_warning(origin: str) -> str | None:
+    if origin != LEGACY_ORIGIN:
+        return None
+    return (
+        f"this log's origin {origin!r} is the old shared default: other deployments that kept "
+        "it sign checkpoints that look like this log's and anchor under the same registry log "
+        "id; it cannot be renamed (its checkpoints, key and anchors name it), so a unique name "
+        "needs a new log"
+    )
+
+
+def legacy_message(origin: str) -> str:
+    warning = shared_origin_warning(origin)
+    shared = "" if warning is None else f" Note: {warning}."
     return (
         "this log's database was created before C2SP tiles (no log format is recorded): "
         "run: consent-ledger migrate, which checks that its tiles give its signed roots and "

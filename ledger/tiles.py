@@ -8,10 +8,10 @@ each time (one short range). Entry bundles (``tile/entries/...``) are not served
 holds its clear event today, and what is hashed is what a bundle would have to carry.
 
 ``export_tiles`` writes the checkpoint and every tile of its tree to a directory any static
-web server or object store can serve as the log's prefix: full tiles once (they are
-immutable; those an earlier export of this log wrote are not read again), the partial tiles of the checkpoint's size, the tiles' root checked against the
-signed root, and the checkpoint file last, so a reader never finds a checkpoint whose tiles
-are missing.
+web server or object store can serve as the log's prefix: full tiles once (they are immutable;
+those an earlier export of this log wrote are not read again), the partial tiles of the
+checkpoint's size, the tiles' root checked against the signed root, and the checkpoint file
+last, so a reader never finds a checkpoint whose tiles are missing.
 """
 
 from __future__ import annotations
