@@ -38,7 +38,12 @@ def _events(start: int, end: int) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def cli(settings: LedgerSettings, *args: str) -> subprocess.CompletedProcess[str]:
-    flags = ["--data-dir", str(settings.data_dir), "--database-url", settings.resolved_database_url()]
+    flags = [
+        "--data-dir",
+        str(settings.data_dir),
+        "--database-url",
+        settings.resolved_database_url(),
+    ]
     return subprocess.run(
         [sys.executable, "-m", "ledger.cli", *args, *flags],
         cwd=REPO,
@@ -113,7 +118,8 @@ def test_tiles_are_cacheable_and_only_of_the_signed_tree(served: tuple[LiveServe
         again = client.get("/tile/0/000", headers={"If-None-Match": full.headers["etag"]})
         assert (again.status_code, again.content) == (304, b"")
         partial = client.get("/tile/0/259.p/17")
-        assert partial.status_code == 200 and len(partial.content) == 17 * 32
+        assert partial.status_code == 200
+        assert len(partial.content) == 17 * 32
         assert "immutable" not in partial.headers["cache-control"]
         assert partial.headers["etag"] != full.headers["etag"]
         checkpoint = client.get("/checkpoint")
