@@ -52,7 +52,8 @@ def open_checkpoint(note: str, vkey: str) -> Checkpoint:
     SHA-256(name || 0x0A || 0x01 || public key)[:4]. The origin must be the key's name."""
     name, key_hash_hex, key_b64 = vkey.strip().split("+", 2)
     key = base64.b64decode(key_b64)
-    assert key[0] == 1 and len(key) == 33, "not an Ed25519 vkey"
+    assert key[0] == 1, "not an Ed25519 vkey"
+    assert len(key) == 33, "not an Ed25519 vkey"
     key_hash = hashlib.sha256(name.encode() + b"\n" + key).digest()[:4]
     assert key_hash.hex() == key_hash_hex, "vkey hash does not match"
     text, _, signatures = note.partition("\n\n")
