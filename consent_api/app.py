@@ -16,6 +16,7 @@ from ledger.anchoring import Anchorer
 from ledger.batcher import GroupCommitter
 from ledger.cosignature_store import CosignatureStore
 from ledger.log import Ledger
+from ledger.tiles import LogTiles
 from ledger.witnessing import Witnessing
 
 from .access import AccessService
@@ -41,6 +42,7 @@ from .routes import (
     health,
     history,
     log,
+    tiles,
     web,
 )
 from .routes import lapse as lapse_openings
@@ -91,6 +93,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.caller_limiter = CallerLimiter.of(settings)
         committer = GroupCommitter(ledger)
         app.state.ledger = ledger
+        app.state.tiles = LogTiles(ledger)
         app.state.committer = committer
         app.state.anchors = AnchorStore(ledger.store)
         app.state.cosignatures = CosignatureStore(ledger.store)
@@ -166,6 +169,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(access.router)
     app.include_router(log.router)
+    app.include_router(tiles.router)
     app.include_router(admin.router)
     app.include_router(consents.router)
     app.include_router(fhir_consent.router)

@@ -30,6 +30,7 @@ from hashing.errors import (
     RootMismatchError,
     SignatureError,
     SizeError,
+    TilePathError,
     TreeArgumentError,
     VerificationError,
     WeakKeyError,
@@ -37,6 +38,14 @@ from hashing.errors import (
 from hashing.nodes import NodeID, ProofNodes, consistency_nodes, inclusion_nodes, range_nodes
 from hashing.note import NoteSigner, NoteVerifier, open_checkpoint, open_note
 from hashing.rfc6962 import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
+from hashing.tiles import (
+    TILE_WIDTH,
+    TileID,
+    parse_tile_path,
+    root_from_tiles,
+    tile_in_tree,
+    tiles_for_size,
+)
 from hashing.tree import consistency_proof, inclusion_proof, merkle_root, subtree_root
 from hashing.verify import (
     root_from_consistency_proof,
@@ -49,6 +58,7 @@ from hashing.witness_policy import QuorumCheck, WitnessPolicy, parse_policy
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "TILE_WIDTH",
     "CanonicalEncodingError",
     "Checkpoint",
     "CompactRange",
@@ -71,6 +81,8 @@ __all__ = [
     "RootMismatchError",
     "SignatureError",
     "SizeError",
+    "TileID",
+    "TilePathError",
     "TreeArgumentError",
     "VerificationError",
     "WeakKeyError",
@@ -90,13 +102,17 @@ __all__ = [
     "open_note",
     "parse_cosignature_lines",
     "parse_policy",
+    "parse_tile_path",
     "point_problem",
     "range_nodes",
     "root_from_consistency_proof",
     "root_from_inclusion_proof",
+    "root_from_tiles",
     "signature_problem",
     "split_note",
     "subtree_root",
+    "tile_in_tree",
+    "tiles_for_size",
     "verify_consistency",
     "verify_cosignatures",
     "verify_inclusion",

@@ -31,6 +31,10 @@ class WeakKeyError(KeyFormatError):
     """An Ed25519 public key that is not the canonical encoding of a point of large order."""
 
 
+class TilePathError(HashingError):
+    """A path that does not name a C2SP tlog-tiles hash tile (bad level, index or width)."""
+
+
 class NoteContentError(HashingError):
     """Text or checkpoint fields that cannot be written into a well-formed signed note."""
 

@@ -15,7 +15,7 @@ from typing import Any
 from contracts.errors import AnchorMismatchError, ChainError
 from hashing import HashingError, VerificationError
 
-from . import cli_chain, cli_witness, offline
+from . import cli_chain, cli_tiles, cli_witness, offline
 from .errors import ConfigurationError, DocumentError, LedgerError, MismatchError
 from .events import EncodedEvent, decode_leaf, parse_event_line
 from .log import Ledger
@@ -40,14 +40,16 @@ def _out(value: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    ledger = Ledger.open(_settings(args))
+    ledger = Ledger.open(_settings(args))  # a new log is named and signs its empty tree
     try:
+        checkpoint = ledger.latest_checkpoint()
         _out(
             {
                 "origin": ledger.origin,
                 "database": ledger.store.engine.url.render_as_string(hide_password=True),
                 "tree_size": ledger.tree_size(),
                 "public_key": ledger.verifier.to_vkey(),
+                "checkpoint": checkpoint.note if checkpoint else None,
             }
         )
     finally:
@@ -105,7 +107,10 @@ def cmd_prove(args: argparse.Namespace) -> int:
     ledger = Ledger.open(_settings(args))
     try:
         if args.what == "inclusion":
-            proof = ledger.inclusion_proof(args.leaf_index, args.tree_size)
+            size = args.tree_size
+            proof = ledger.inclusion_proof(
+                args.leaf_index, ledger.signed_size(args.leaf_index) if size is None else size
+            )
             kind, data = decode_leaf(
                 ledger.leaves(proof.leaf_index, proof.leaf_index + 1)[0].leaf_data
             )
@@ -119,7 +124,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
                 }
             )
         else:
-            consistency = ledger.consistency_proof(args.size1, args.size2)
+            size2 = ledger.signed_size() if args.size2 is None else args.size2
+            consistency = ledger.consistency_proof(args.size1, size2)
             _out(
                 {
                     "size1": consistency.size1,
@@ -261,12 +267,16 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
         "inclusion", parents=[common_after], help="proof that a leaf is in the tree"
     )
     inclusion.add_argument("--leaf-index", type=int, required=True)
-    inclusion.add_argument("--tree-size", type=int, help="default: the current size")
+    inclusion.add_argument(
+        "--tree-size", type=int, help="default: the newest signed checkpoint's size"
+    )
     consistency = what.add_parser(
         "consistency", parents=[common_after], help="proof that size2 extends size1"
     )
     consistency.add_argument("--size1", type=int, required=True)
-    consistency.add_argument("--size2", type=int, help="default: the current size")
+    consistency.add_argument(
+        "--size2", type=int, help="default: the newest signed checkpoint's size"
+    )
     verify = sub.add_parser(
         "verify",
         help="check a checkpoint or proof offline, with no database",
@@ -297,6 +307,7 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     )
     cli_chain.register(sub, common, lambda a: Ledger.open(_settings(a)))
     cli_witness.register(sub, common, lambda a: Ledger.open(_settings(a)))
+    cli_tiles.register(sub, common, _settings)
     demo = add(
         "demo", cmd_demo, "run the main job on the embedded defaults and print what happened"
     )

@@ -33,6 +33,7 @@ from hashing import (
 from .errors import ConfigurationError, IntegrityError, KeyFileError, RollbackError, TreeSizeError
 from .events import EncodedEvent, encode_event
 from .keys import load_or_create_signer
+from .origin import FORMAT_META, LOG_FORMAT, ORIGIN_META, format_problem, pin_origin
 from .settings import LedgerSettings
 from .store import LedgerStore, StoredCheckpoint, StoredLeaf, WithinAppend
 from .store_checks import ProofRead
@@ -64,7 +65,10 @@ class Ledger:
         self.store = store
         self.signer = signer
         self.settings = settings
-        self.origin = settings.origin
+        if settings.origin is None:
+            raise ConfigurationError("a ledger is opened under its pinned origin (Ledger.open)")
+        self.origin: str = settings.origin
+        self.log_format: str | None = LOG_FORMAT
         self.witness = Witness(settings.data_dir, signer.verifier(), settings.origin)
         self._trusted_roots: dict[tuple[int, str], bytes] = {}
 
@@ -73,11 +77,19 @@ class Ledger:
         """Open (creating on first use) the log, its tables and its signing key.
 
         Refuses (RollbackError, IntegrityError) a database behind or forked from the newest
-        checkpoint this log signed, or whose leaf rows do not reach its head.
+        checkpoint this log signed, or whose leaf rows do not reach its head, and
+        (ConfigurationError) one from before format 2 (``consent-ledger migrate``). A new log
+        is named (``ledger.origin``) and signs its size-0 checkpoint.
         """
         ledger = cls.open_unchecked(settings)
         try:
+            if ledger.log_format != LOG_FORMAT:
+                raise ConfigurationError(format_problem(ledger.log_format, ledger.origin))
             ledger.check_storage()
+            if ledger.store.latest_checkpoint() is None and ledger.tree_size() == 0:
+                # A new log signs its empty tree at once: readers, witnesses and tile clients
+                # have a checkpoint from the start, not a 404 until the first seal.
+                ledger.checkpoint()
         except BaseException:
             ledger.close()
             raise
@@ -91,11 +103,16 @@ class Ledger:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = LedgerStore.open(settings.resolved_database_url())
         try:
-            origin = store.set_meta_once("origin", settings.origin)
-            if origin != settings.origin:
-                raise ConfigurationError(
-                    f"this database holds the log {origin!r}, not {settings.origin!r}"
-                )
+            pinned = store.get_meta(ORIGIN_META)
+            origin = pin_origin(pinned, settings.origin, settings.key_path)
+            if pinned is None:
+                # The format before the origin: a database with an origin and no format is
+                # one from before format 2, never a new one caught half-way.
+                store.set_meta_once(FORMAT_META, LOG_FORMAT)
+                origin = store.set_meta_once(ORIGIN_META, origin)  # another first start's
+                origin = pin_origin(origin, settings.origin, settings.key_path)
+            settings = settings.model_copy(update={"origin": origin})
+            log_format = store.get_meta(FORMAT_META)
             known = store.get_meta("vkey")
             if known is not None and not settings.key_path.exists():
                 # Checked before a key is made: a new key would only be refused below.
@@ -103,7 +120,7 @@ class Ledger:
                     f"the signing key {settings.key_path} is missing; this log's checkpoints "
                     f"are signed by {known}: restore the key file from the data dir's backup"
                 )
-            signer = load_or_create_signer(settings.key_path, settings.origin)
+            signer = load_or_create_signer(settings.key_path, origin)
             vkey = store.set_meta_once("vkey", signer.verifier().to_vkey())
             if vkey != signer.verifier().to_vkey():
                 raise KeyFileError(
@@ -112,7 +129,9 @@ class Ledger:
         except BaseException:
             store.close()
             raise
-        return cls(store, signer, settings)
+        ledger = cls(store, signer, settings)
+        ledger.log_format = log_format
+        return ledger
 
     def check_storage(self) -> None:
         """Refuse a database that went back in time or lost rows; arm the append guard.
@@ -335,3 +354,17 @@ class Ledger:
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         return self.store.latest_checkpoint()
+
+    def signed_size(self, leaf_index: int | None = None) -> int:
+        """The size of the newest signed checkpoint: what a proof is for when no size is asked
+        for, so that it verifies against a checkpoint one can fetch. TreeSizeError if there is
+        none, or if it does not hold ``leaf_index`` yet."""
+        size = self.store.signed_size()
+        if size is None:
+            raise TreeSizeError("the log has no signed checkpoint yet")
+        if leaf_index is not None and leaf_index >= size:
+            raise TreeSizeError(
+                f"leaf index {leaf_index} is not in a signed checkpoint yet (the newest is of "
+                f"size {size}); ask again after the next seal, or name a tree size"
+            )
+        return size

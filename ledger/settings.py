@@ -20,9 +20,11 @@ class LedgerSettings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default is SQLite in data_dir/ledger.db."
     )
-    origin: str = Field(
-        default="consent-ledger.local/log",
-        description="Checkpoint origin line: names this log; anchors are keyed by its hash.",
+    origin: str | None = Field(
+        default=None,
+        description="Checkpoint origin line: names this log; anchors are keyed by its hash. "
+        "Chosen when the log is created (default: consent-ledger/<16 random hex>, unique per "
+        "deployment) and pinned in its database; given later, it must be that name.",
     )
     max_event_bytes: int = Field(default=16 * 1024, gt=0, description="Largest canonical event.")
     checkpoint_every: int = Field(default=10_000, gt=0, description="Seal after this many events.")

@@ -32,6 +32,7 @@ from .errors import IntegrityError, RollbackError, TreeSizeError
 from .events import EncodedEvent
 from .models import AnchorRow, CheckpointRow, Leaf, LogHead, LogMeta, TreeNode
 from .store_checks import StorageChecks
+from .store_tiles import TileRows
 
 _LEAF = Leaf.__table__  # type: ignore[attr-defined]
 _NODE = TreeNode.__table__  # type: ignore[attr-defined]
@@ -71,7 +72,7 @@ class StoredCheckpoint:
     created_at: float
 
 
-class LedgerStore(StorageChecks):
+class LedgerStore(StorageChecks, TileRows):
     """Reads and writes the log's tables; the tree's right edge is cached between appends."""
 
     def __init__(self, engine: Engine) -> None:

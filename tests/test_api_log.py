@@ -42,10 +42,12 @@ def unb64(value: str) -> bytes:
 
 
 def test_checkpoint_key_and_proofs_verify_against_each_other(client: TestClient) -> None:
-    assert client.get("/v1/log/checkpoint").status_code == 404
+    verifier = NoteVerifier.from_vkey(client.get("/v1/log/key").text.strip())
+    empty = client.get("/v1/log/checkpoint")  # a new log has signed its empty tree
+    assert open_checkpoint(empty.text, verifier).tree_size == 0
+    assert client.get("/v1/log/checkpoints/0").text == empty.text
     grow(client, 13)
     ledger_of(client).checkpoint()
-    verifier = NoteVerifier.from_vkey(client.get("/v1/log/key").text.strip())
     old = open_checkpoint(client.get("/v1/log/checkpoint").text, verifier)
     grow(client, 8)
     ledger_of(client).checkpoint()

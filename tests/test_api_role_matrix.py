@@ -36,6 +36,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "GET /v1/log/anchors": PUBLIC,
     "GET /v1/log/key": PUBLIC,
     "GET /v1/log/witness-policy": PUBLIC,
+    "GET /tlog/checkpoint": PUBLIC,
+    "GET /tlog/tile/{tile_path}": PUBLIC,
     "GET /v1/admin/institutions": ADMIN,
     "POST /v1/admin/institutions": ADMIN,
     "POST /v1/admin/institutions/{institution_id}/deactivate": ADMIN,
@@ -110,6 +112,7 @@ def test_role_matrix(
         .replace("{request_id}", "r-nowhere")
         .replace("{version_id}", "1")
         .replace("{event_id}", "leaf-0")
+        .replace("{tile_path}", "0/000.p/1")
     )
     params = {"patient": subject} if "fhir" in path and method == "GET" and "{" not in path else {}
     if path == "/v1/log/proof/inclusion":

@@ -132,7 +132,7 @@ def test_checkpoints_are_signed_and_verify_offline(ledger: Ledger) -> None:
     assert new.origin == "test.example/log"
     proof = ledger.consistency_proof(10, 25)
     verify_consistency(10, 25, proof.hashes, old.root_hash, new.root_hash)
-    assert [c.tree_size for c in ledger.store.checkpoints()] == [10, 25]
+    assert [c.tree_size for c in ledger.store.checkpoints()] == [0, 10, 25]  # 0: at creation
 
 
 def test_out_of_range_proofs_are_typed_errors(ledger: Ledger) -> None:

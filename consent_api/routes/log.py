@@ -111,15 +111,21 @@ def latest_checkpoint(
     With witnesses configured, the newest checkpoint the witness quorum cosigned, with
     their cosignatures (tlog-cosignature lines after the log's signature).
     """
+    return PlainTextResponse(published_note(ledger, witnessing), media_type=NOTE_MEDIA)
+
+
+def published_note(ledger: Ledger, witnessing: Witnessing | None) -> str:
+    """The checkpoint the log publishes: its newest, or with witnesses configured the newest
+    the quorum cosigned, with the cosignatures (also served as the tiles' ``checkpoint``)."""
     if witnessing is None:
         checkpoint = ledger.latest_checkpoint()
         if checkpoint is None:
             raise NotFoundError("no checkpoint has been sealed yet")
-        return PlainTextResponse(checkpoint.note, media_type=NOTE_MEDIA)
+        return checkpoint.note
     checkpoint = witnessing.published()
     if checkpoint is None:
         raise NotFoundError("no checkpoint has been cosigned by the witness quorum yet")
-    return PlainTextResponse(witnessing.cosigned_note(checkpoint), media_type=NOTE_MEDIA)
+    return witnessing.cosigned_note(checkpoint)
 
 
 @router.get("/checkpoints/{tree_size}", response_class=PlainTextResponse)
@@ -177,8 +183,10 @@ def inclusion(
     leaf_index: Annotated[int, Query(ge=0, le=2**63 - 1)],
     tree_size: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> InclusionOut:
-    """Inclusion proof of a leaf in the tree of ``tree_size`` (default: the current tree)."""
-    proof = ledger.inclusion_proof(leaf_index, tree_size)
+    """Inclusion proof of a leaf in the tree of ``tree_size`` (default: the newest signed
+    checkpoint's, so that the proof verifies against a checkpoint one can fetch)."""
+    size = ledger.signed_size(leaf_index) if tree_size is None else tree_size
+    proof = ledger.inclusion_proof(leaf_index, size)
     return InclusionOut(
         leaf_index=proof.leaf_index,
         tree_size=proof.tree_size,
@@ -192,8 +200,9 @@ def consistency(
     size1: Annotated[int, Query(ge=0, le=2**63 - 1)],
     size2: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
 ) -> ConsistencyOut:
-    """Consistency proof that the tree of ``size2`` extends the tree of ``size1``."""
-    proof = ledger.consistency_proof(size1, size2)
+    """Consistency proof that the tree of ``size2`` (default: the newest signed checkpoint's)
+    extends the tree of ``size1``."""
+    proof = ledger.consistency_proof(size1, ledger.signed_size() if size2 is None else size2)
     return ConsistencyOut(
         size1=proof.size1, size2=proof.size2, proof=[_b64(h) for h in proof.hashes]
     )
