@@ -15,6 +15,7 @@ from ledger.anchoring import Anchorer
 from ledger.batcher import GroupCommitter
 from ledger.cosignature_store import CosignatureStore
 from ledger.log import Ledger
+from ledger.store import LedgerStore
 from ledger.witnessing import Witnessing
 
 from .access import AccessService
@@ -60,15 +61,31 @@ def app_from_env() -> FastAPI:
     return app
 
 
+def check_key_files(settings: ApiSettings) -> None:
+    """Load the platform's key files as a start does (held to the database's pins), for
+    ``serve`` to refuse with their message before its workers start."""
+    store = LedgerStore.open(settings.ledger.resolved_database_url())
+    try:
+        PlatformKeys.load(settings, store)
+        PseudonymKey.load(settings.ledger.data_dir, store)
+    finally:
+        store.close()
+
+
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Key files first: a refused one must stop the start before anything is opened.
-        platform_keys = PlatformKeys.load(settings)
-        app.state.pseudonym_key = PseudonymKey.load(settings.ledger.data_dir)
         ledger = Ledger.open(settings.ledger)
+        try:
+            # Held to the fingerprints the database pinned: a refused key file (missing, other,
+            # too open) stops the start before the service writes anything.
+            platform_keys = PlatformKeys.load(settings, ledger.store)
+            app.state.pseudonym_key = PseudonymKey.load(settings.ledger.data_dir, ledger.store)
+        except BaseException:
+            ledger.close()
+            raise
         app.state.institutions = InstitutionRegistry.open(ledger.store)
         # Registered before keys were checked: reported here, their tokens refused (auth).
         app.state.refused_institutions = app.state.institutions.weak_keys()
