@@ -55,6 +55,9 @@ from .keyfiles import hold_to_pin, pinned_secret
 
 PSEUDONYM_KEY_FILE: Final = "platform-pseudonym.key"
 PSEUDONYM_SECRET_BYTES: Final = 32
+PSEUDONYM_KEY_LOSES: Final = (
+    "give every resident another subject id, orphaning their consents and history"
+)
 SUBJECT_PATTERN: Final = r"^[0-9a-f]{64}$"
 SUBJECT_ERASED: Final = "subject.erased"
 NOT_GUARDIAN: Final = "you are not a guardian of this resident"
@@ -108,7 +111,7 @@ class PseudonymKey:
             path,
             store,
             (lambda: os.urandom(PSEUDONYM_SECRET_BYTES)) if create else None,
-            loses="give every resident another subject id, orphaning their consents and history",
+            loses=PSEUDONYM_KEY_LOSES,
         )
         if len(secret) != PSEUDONYM_SECRET_BYTES:
             raise KeyFileError(f"{path} must hold exactly {PSEUDONYM_SECRET_BYTES} bytes")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -80,16 +80,29 @@ def pinned_secret(
 
     Checked before anything is written, so a refused start leaves the data dir as it was.
     """
-    pinned = store.get_meta(PIN_PREFIX + path.name)
     if not path.exists():
-        if pinned is not None or create is None or in_use(store):
+        refuse_lost(store, [(path, loses)], creating=create is not None)
+        assert create is not None  # refused otherwise
+        return load_or_create_secret(path, create)
+    return read_secret(path)
+
+
+def refuse_lost(
+    store: LedgerStore, files: Sequence[tuple[Path, str]], *, creating: bool = True
+) -> None:
+    """KeyFileError for the first of ``files`` (each with what a new one would cost) that is
+    missing where the deployment had it: a start checks all its files so before it creates or
+    pins any. Without ``creating``, any missing file is refused."""
+    for path, loses in files:
+        if path.exists():
+            continue
+        pinned = store.get_meta(PIN_PREFIX + path.name)
+        if pinned is not None or not creating or in_use(store):
             known = "" if pinned is None else f" (fingerprint {pinned})"
             raise KeyFileError(
                 f"{path} is missing, and this deployment was set up with it{known}; a new key "
                 f"would {loses}: restore the file from the data dir's backup"
             )
-        return load_or_create_secret(path, create)
-    return read_secret(path)
 
 
 def hold_to_pin(store: LedgerStore, path: Path, fingerprint: str, *, record: bool = True) -> None:

@@ -39,6 +39,7 @@ from .keyfiles import hold_to_pin, pinned_secret
 from .settings import AUDIENCE_PREFIX, ApiSettings
 
 PLATFORM_KEY_FILE: Final = "platform-token.key"
+PLATFORM_KEY_LOSES: Final = "invalidate every token issued and change the deployment's audience"
 ALGORITHM: Final = "EdDSA"
 INSTITUTION_TOKEN_MAX_TTL: Final = 300
 """An institution's token may live (``exp`` - ``iat``) at most this many seconds."""
@@ -83,7 +84,7 @@ class PlatformKeys:
             path,
             store,
             _new_private_pem,
-            loses="invalidate every token issued and change the deployment's token audience",
+            loses=PLATFORM_KEY_LOSES,
         )
         try:
             key = load_pem_private_key(pem, password=None)
