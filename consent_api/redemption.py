@@ -123,15 +123,23 @@ def redeem(
 
 
 def _verified_grant(service: AccessService, hashed: bytes) -> Grant | None:
-    """The grant of ``hashed`` if it is what its logged permit issued; a row that is not
-    (written by hand) is refused as a storage-integrity problem, counted, and nothing logged."""
+    """The grant of ``hashed`` if it is what its logged permit issued, and unredeemed only if
+    the log settled it nowhere; a row that is not (written by hand) is refused as a
+    storage-integrity problem, counted, and nothing is logged."""
     try:
         grant = service.grants.get(hashed)
     except UnreadableGrantError as exc:
         service.records.integrity.refuse(Mismatch(TABLE, exc.decision_leaf_index, exc.reason))
-    if grant is not None:
-        for mismatch in grant_mismatches(service.records.store, [grant]):
-            service.records.integrity.refuse(mismatch)
+    if grant is None:
+        return None
+    for mismatch in grant_mismatches(service.records.store, [grant]):
+        service.records.integrity.refuse(mismatch)
+    if grant.redeemed_at is None:
+        # Single use rests on redeemed_at: a row set back by hand must not release twice.
+        for leaf_index, kind, event in service.records.access_of_requests([grant.request_id]):
+            if kind == "access.released" or event.get("refusal") == ConsentWithdrawnError.refusal:
+                reason = f"it says unredeemed, but leaf {leaf_index} settled it"
+                service.records.integrity.refuse(Mismatch(TABLE, grant.decision_leaf_index, reason))
     return grant
 
 

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from consent_api.app import create_app
 from consent_api.grants import new_grant_token, token_hash
 from consent_api.settings import ApiSettings
-from tests.api_helpers import api_settings
+from tests.api_helpers import api_settings, resident
 from tests.test_api_access import World, make_world
 from tests.test_api_access_breakglass import EMERGENCY
 from tests.test_api_projection_integrity import refused, sql
@@ -159,3 +159,22 @@ def test_an_intact_grant_is_still_redeemed(world: World) -> None:
         case["grant"]["token"], categories=EMERGENCY["categories"], purpose="emergency"
     )
     assert redeemed.status_code == 200, redeemed.text
+
+
+@pytest.mark.parametrize("settled", ["released", "withdrawn"])
+def test_a_settled_grant_set_back_to_unredeemed_is_not_released_again(
+    world: World, settings: ApiSettings, caplog: pytest.LogCaptureFixture, settled: str
+) -> None:
+    permit = world.permit()
+    token = permit["grant"]["token"]
+    if settled == "released":
+        assert world.redeem(token).status_code == 200
+    else:  # the consent revoked meanwhile: the redemption is refused and the grant settled
+        revoked = world.client.delete(
+            f"/v1/consents/{world.consent_id}", headers=resident(world.client, world.subject)
+        )
+        assert revoked.status_code == 200, revoked.text
+        assert world.redeem(token).status_code == 422
+    edit(settings, permit, "redeemed_at = NULL, outcome = NULL, outcome_leaf_index = NULL")
+    with caplog.at_level(logging.ERROR):
+        refused_unlogged(world, world.redeem(token), permit["leaf_index"], caplog)
