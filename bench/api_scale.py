@@ -97,7 +97,7 @@ class Parties:
 def register_parties(url: str, data_dir: Path, residents: int) -> Parties:
     """Two hospitals, ``residents`` residents; two in three consent to h-east reading h-west."""
     # Whoever holds the data dir is the platform's identity provider (as `issue-token` is).
-    platform = PlatformKeys.load(ApiSettings(ledger=LedgerSettings(data_dir=data_dir)))
+    platform = PlatformKeys.of_deployment(ApiSettings(ledger=LedgerSettings(data_dir=data_dir)))
     admin = {"Authorization": f"Bearer {platform.issue(Role.ADMIN, 'ops').token}"}
     keys = {REQUESTER: Ed25519PrivateKey.generate(), HOLDER: Ed25519PrivateKey.generate()}
     subjects: list[str] = []

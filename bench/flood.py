@@ -108,7 +108,9 @@ def run(*, history: int, seconds: float, width: int) -> dict[str, Any]:
         data_dir = Path(tmp) / "data"
         with served(data_dir) as url:
             parties = register_parties(url, data_dir, residents=12)
-            platform = PlatformKeys.load(ApiSettings(ledger=LedgerSettings(data_dir=data_dir)))
+            platform = PlatformKeys.of_deployment(
+                ApiSettings(ledger=LedgerSettings(data_dir=data_dir))
+            )
             flooder, reader = sorted(parties.consenting)[:2]
             others = [s for s in parties.subjects if s != flooder]
             requester = sign_institution_token(

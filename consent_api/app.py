@@ -16,6 +16,7 @@ from ledger.anchoring import Anchorer
 from ledger.batcher import GroupCommitter
 from ledger.cosignature_store import CosignatureStore
 from ledger.log import Ledger
+from ledger.store import LedgerStore
 from ledger.tiles import LogTiles
 from ledger.witnessing import Witnessing
 
@@ -24,8 +25,9 @@ from .auth import Authenticator, PlatformKeys
 from .breakglass import BreakGlassService
 from .consents import ConsentService, SubjectLocks
 from .errors import install_problem_handlers
-from .identity import PseudonymKey, ResidentVault
+from .identity import PSEUDONYM_KEY_FILE, PSEUDONYM_KEY_LOSES, PseudonymKey, ResidentVault
 from .institutions import InstitutionRegistry
+from .keyfiles import refuse_lost
 from .lapse import LapseCommitments
 from .limits import BodyLimit
 from .openapi import install_openapi
@@ -49,6 +51,7 @@ from .routes import lapse as lapse_openings
 from .settings import ApiSettings
 from .strict_json import StrictJson
 from .throttle import CallerGate, CallerLimiter, Pools, limit_caller
+from .tokens import PLATFORM_KEY_FILE, PLATFORM_KEY_LOSES
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +73,44 @@ def app_from_env() -> FastAPI:
     return app
 
 
+def load_key_files(settings: ApiSettings, store: LedgerStore) -> tuple[PlatformKeys, PseudonymKey]:
+    """The platform's key files, held to the fingerprints ``store`` pinned (created and pinned
+    on a deployment's first start). Both are checked for before either is created or pinned,
+    so a refused start writes nothing."""
+    data_dir = settings.ledger.data_dir
+    refuse_lost(
+        store,
+        [
+            (data_dir / PLATFORM_KEY_FILE, PLATFORM_KEY_LOSES),
+            (data_dir / PSEUDONYM_KEY_FILE, PSEUDONYM_KEY_LOSES),
+        ],
+    )
+    return PlatformKeys.load(settings, store), PseudonymKey.load(data_dir, store)
+
+
+def check_key_files(settings: ApiSettings) -> None:
+    """Load the platform's key files as a start does, for ``serve`` to refuse with their
+    message before its workers start."""
+    store = LedgerStore.open(settings.ledger.resolved_database_url())
+    try:
+        load_key_files(settings, store)
+    finally:
+        store.close()
+
+
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Key files first: a refused one must stop the start before anything is opened.
-        platform_keys = PlatformKeys.load(settings)
-        app.state.pseudonym_key = PseudonymKey.load(settings.ledger.data_dir)
         ledger = Ledger.open(settings.ledger)
+        try:
+            # Held to the fingerprints the database pinned: a refused key file (missing, other,
+            # too open) stops the start before the service writes anything.
+            platform_keys, app.state.pseudonym_key = load_key_files(settings, ledger.store)
+        except BaseException:
+            ledger.close()
+            raise
         app.state.institutions = InstitutionRegistry.open(ledger.store)
         # Registered before keys were checked: reported here, their tokens refused (auth).
         app.state.refused_institutions = app.state.institutions.weak_keys()

@@ -14,6 +14,8 @@ from typing import Any
 from ledger import cli as ledger_cli
 from ledger.anchoring import preflight
 from ledger.errors import ConfigurationError
+from ledger.fsck import FsckReport
+from ledger.log import Ledger
 from ledger.settings import LedgerSettings
 
 from . import auth
@@ -24,6 +26,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from . import serving
+    from .app import check_key_files
 
     if args.workers > 1:
         url = args.database_url or LedgerSettings().resolved_database_url()
@@ -44,6 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if getattr(args, name, None) is not None
     }
     preflight(LedgerSettings(**overrides))
+    check_key_files(ApiSettings(ledger=LedgerSettings(**overrides)))  # likewise the platform's
     # Worker processes build their own app from the environment: pass the options there.
     for name, env in (
         ("data_dir", "CONSENT_LEDGER_DATA_DIR"),
@@ -130,8 +134,24 @@ def cmd_issue_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_fsck(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Make ``fsck`` scrub the service's projections and grants too, after the log."""
+    command = sub.choices["fsck"]
+    command.description = (
+        f"{command.description}; then the service's projections and grants against the leaves"
+    )
+    command.set_defaults(fsck_checks=[check_service_tables])
+
+
+def check_service_tables(ledger: Ledger, report: FsckReport) -> None:
+    from .fsck_checks import check_service_tables as check  # the service's tables: for fsck only
+
+    check(ledger, report)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return ledger_cli.main(argv, extensions=[register_serve, register_issue_token, register_demo])
+    extensions = [register_serve, register_issue_token, register_demo, register_fsck]
+    return ledger_cli.main(argv, extensions=extensions)
 
 
 if __name__ == "__main__":

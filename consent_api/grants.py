@@ -171,7 +171,27 @@ class Claim(StrEnum):
     EXPIRED = "expired"
 
 
+class UnreadableGrantError(Exception):
+    """A stored grant row holding a value no issued grant has: it was written by hand."""
+
+    def __init__(self, request_id: str, decision_leaf_index: int, reason: str) -> None:
+        super().__init__(reason)
+        self.request_id = request_id
+        self.decision_leaf_index = decision_leaf_index
+        self.reason = reason
+
+
 def _grant(row: Row[Any]) -> Grant:
+    """The grant a row stores (UnreadableGrantError if no grant could be stored so)."""
+    try:
+        return _parsed(row)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnreadableGrantError(
+            str(row.request_id), int(row.decision_leaf_index), f"unreadable: {exc}"
+        ) from exc
+
+
+def _parsed(row: Row[Any]) -> Grant:
     return Grant(
         request_id=row.request_id,
         token_hash=bytes(row.token_hash),
@@ -226,6 +246,25 @@ class GrantStore:
         with self._store.read() as conn:
             row = conn.execute(select(_GRANT).where(_GRANT.c.token_hash == hashed)).first()
         return None if row is None else _grant(row)
+
+    def page(self, *, after: str, limit: int) -> list[Grant | UnreadableGrantError]:
+        """The grants after request id ``after`` in its order (for a scrub), each row read as
+        its grant or as the reason it is none."""
+        query = (
+            select(_GRANT)
+            .where(_GRANT.c.request_id > after)
+            .order_by(_GRANT.c.request_id)
+            .limit(limit)
+        )
+        with self._store.read() as conn:
+            rows = conn.execute(query).all()
+        found: list[Grant | UnreadableGrantError] = []
+        for row in rows:
+            try:
+                found.append(_grant(row))
+            except UnreadableGrantError as exc:
+                found.append(exc)
+        return found
 
     def claim(self, hashed: bytes, now: float) -> Claim:
         """Mark the grant redeemed at ``now`` if it is neither redeemed nor expired; atomic."""

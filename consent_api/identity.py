@@ -51,10 +51,13 @@ from ledger.errors import IntegrityError, KeyFileError
 from ledger.store import LedgerStore
 
 from .errors import ErasedError, ForbiddenError, UnknownSubjectError
-from .keyfiles import load_or_create_secret
+from .keyfiles import hold_to_pin, pinned_secret
 
 PSEUDONYM_KEY_FILE: Final = "platform-pseudonym.key"
 PSEUDONYM_SECRET_BYTES: Final = 32
+PSEUDONYM_KEY_LOSES: Final = (
+    "give every resident another subject id, orphaning their consents and history"
+)
 SUBJECT_PATTERN: Final = r"^[0-9a-f]{64}$"
 SUBJECT_ERASED: Final = "subject.erased"
 NOT_GUARDIAN: Final = "you are not a guardian of this resident"
@@ -81,6 +84,12 @@ def pseudonym(platform_secret: bytes, resident_identifier: str) -> str:
     return hmac.new(platform_secret, normalized.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def pseudonym_key_fingerprint(secret: bytes) -> str:
+    """What the database keeps of the pseudonym secret to know it again: a domain-separated
+    SHA-256 (the secret is 256 random bits, so this reveals nothing of it)."""
+    return hashlib.sha256(b"consent-ledger platform-pseudonym.key\x00" + secret).hexdigest()
+
+
 def normalize_identifier(resident_identifier: str) -> str:
     """The identifier as the pseudonym sees it: NFC, without surrounding white space."""
     return unicodedata.normalize("NFC", resident_identifier).strip()
@@ -93,12 +102,20 @@ class PseudonymKey:
     secret: bytes
 
     @classmethod
-    def load(cls, data_dir: Path) -> PseudonymKey:
-        """Load ``<data_dir>/platform-pseudonym.key``, creating it (32 random bytes, 0600)."""
+    def load(cls, data_dir: Path, store: LedgerStore, *, create: bool = True) -> PseudonymKey:
+        """Load ``<data_dir>/platform-pseudonym.key``, held to the fingerprint ``store`` pinned;
+        on a deployment's first start create it (32 random bytes, 0600) and pin it. Without
+        ``create`` (a read-only check), a missing file is refused and nothing is pinned."""
         path = data_dir / PSEUDONYM_KEY_FILE
-        secret = load_or_create_secret(path, lambda: os.urandom(PSEUDONYM_SECRET_BYTES))
+        secret = pinned_secret(
+            path,
+            store,
+            (lambda: os.urandom(PSEUDONYM_SECRET_BYTES)) if create else None,
+            loses=PSEUDONYM_KEY_LOSES,
+        )
         if len(secret) != PSEUDONYM_SECRET_BYTES:
             raise KeyFileError(f"{path} must hold exactly {PSEUDONYM_SECRET_BYTES} bytes")
+        hold_to_pin(store, path, pseudonym_key_fingerprint(secret), record=create)
         return cls(secret)
 
     def subject_of(self, resident_identifier: str) -> str:

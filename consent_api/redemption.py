@@ -9,7 +9,8 @@ requester must be a registered institution and the subject a registered, unerase
 or the redemption is refused unlogged. A refusal names only what the service established: a
 token no grant has names only the caller (the holder), never the requester or subject it
 claimed, so nothing a caller types can enter a resident's history. Requester and holder must
-both still be active when the grant is redeemed.
+both still be active when the grant is redeemed. The grant row itself is held to the permit
+leaf that issued it (``grant_check``) before anything is logged or released.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from .access import AccessService, Event, Logged, instant, relied_on
 from .domain.decide import AccessRequest, decide
 from .domain.vocab import Category, Purpose
 from .errors import UnprocessableError
+from .grant_check import TABLE, grant_mismatches
 from .grants import (
     Claim,
     ConsentWithdrawnError,
+    Grant,
     GrantExpiredError,
     GrantMismatchError,
     GrantPartyInactiveError,
@@ -34,9 +37,11 @@ from .grants import (
     GrantStore,
     GrantWrongPartyError,
     UnknownGrantError,
+    UnreadableGrantError,
     grant_ref,
     token_hash,
 )
+from .integrity import Mismatch
 
 
 def redeem(
@@ -53,7 +58,7 @@ def redeem(
     """Release under a grant presented by ``holder``, or log the refusal and raise it."""
     _check_presented(service, requester=requester, subject=subject)
     hashed = token_hash(token)
-    grant = service.grants.get(hashed)
+    grant = _verified_grant(service, hashed)
     if grant is None:
         presented = {
             "request_id": "",
@@ -115,6 +120,27 @@ def redeem(
     event.update(relied_on=relied, at=instant(now))
     leaf_index = service.log("access.released", event, also=_settling(grant.request_id, "released"))
     return Logged(leaf_index, event)
+
+
+def _verified_grant(service: AccessService, hashed: bytes) -> Grant | None:
+    """The grant of ``hashed`` if it is what its logged permit issued, and unredeemed only if
+    the log settled it nowhere; a row that is not (written by hand) is refused as a
+    storage-integrity problem, counted, and nothing is logged."""
+    try:
+        grant = service.grants.get(hashed)
+    except UnreadableGrantError as exc:
+        service.records.integrity.refuse(Mismatch(TABLE, exc.decision_leaf_index, exc.reason))
+    if grant is None:
+        return None
+    for mismatch in grant_mismatches(service.records.store, [grant]):
+        service.records.integrity.refuse(mismatch)
+    if grant.redeemed_at is None:
+        # Single use rests on redeemed_at: a row set back by hand must not release twice.
+        for leaf_index, kind, event in service.records.access_of_requests([grant.request_id]):
+            if kind == "access.released" or event.get("refusal") == ConsentWithdrawnError.refusal:
+                reason = f"it says unredeemed, but leaf {leaf_index} settled it"
+                service.records.integrity.refuse(Mismatch(TABLE, grant.decision_leaf_index, reason))
+    return grant
 
 
 def _check_presented(service: AccessService, *, requester: str, subject: str) -> None:

@@ -31,13 +31,15 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from ledger.errors import KeyFileError
+from ledger.store import LedgerStore
 
 from .identity import is_subject
 from .institutions import thumbprint
-from .keyfiles import load_or_create_secret
+from .keyfiles import hold_to_pin, pinned_secret
 from .settings import AUDIENCE_PREFIX, ApiSettings
 
 PLATFORM_KEY_FILE: Final = "platform-token.key"
+PLATFORM_KEY_LOSES: Final = "invalidate every token issued and change the deployment's audience"
 ALGORITHM: Final = "EdDSA"
 INSTITUTION_TOKEN_MAX_TTL: Final = 300
 """An institution's token may live (``exp`` - ``iat``) at most this many seconds."""
@@ -74,16 +76,23 @@ class PlatformKeys:
     max_ttl: int
 
     @classmethod
-    def load(cls, settings: ApiSettings) -> PlatformKeys:
-        """Load ``<data_dir>/platform-token.key`` (PKCS#8 PEM), creating it on first use (0600)."""
+    def load(cls, settings: ApiSettings, store: LedgerStore) -> PlatformKeys:
+        """Load ``<data_dir>/platform-token.key`` (PKCS#8 PEM), held to the key thumbprint
+        ``store`` pinned; on a deployment's first start create it (0600) and pin it."""
         path = settings.ledger.data_dir / PLATFORM_KEY_FILE
-        pem = load_or_create_secret(path, _new_private_pem)
+        pem = pinned_secret(
+            path,
+            store,
+            _new_private_pem,
+            loses=PLATFORM_KEY_LOSES,
+        )
         try:
             key = load_pem_private_key(pem, password=None)
         except (ValueError, TypeError) as exc:
             raise KeyFileError(f"{path} does not hold an unencrypted PEM private key") from exc
         if not isinstance(key, Ed25519PrivateKey):
             raise KeyFileError(f"{path} does not hold an Ed25519 key")
+        hold_to_pin(store, path, thumbprint(key.public_key()))
         return cls(
             private_key=key,
             issuer=settings.token_issuer,
@@ -91,6 +100,16 @@ class PlatformKeys:
             default_ttl=settings.token_ttl,
             max_ttl=settings.token_max_ttl,
         )
+
+    @classmethod
+    def of_deployment(cls, settings: ApiSettings) -> PlatformKeys:
+        """``load`` on the deployment's own database, opened for it (whoever holds the data dir
+        is the platform's identity provider: ``issue-token``, tools beside a served one)."""
+        store = LedgerStore.open(settings.ledger.resolved_database_url())
+        try:
+            return cls.load(settings, store)
+        finally:
+            store.close()
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -167,7 +186,7 @@ def issue_token(
     now: float | None = None,
 ) -> str:
     """A platform token (for tests, the demo and the CLI); settings load the key file."""
-    platform = PlatformKeys.load(keys) if isinstance(keys, ApiSettings) else keys
+    platform = PlatformKeys.of_deployment(keys) if isinstance(keys, ApiSettings) else keys
     return platform.issue(role, subject, ttl, now=now).token
 
 

@@ -205,7 +205,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     # Unchecked: fsck must run on the very database Ledger.open refuses, to say what is wrong.
     ledger = Ledger.open_unchecked(_settings(args))
     try:
-        report = fsck(ledger)
+        report = fsck(ledger, getattr(args, "fsck_checks", ()))  # the API adds its own
     finally:
         ledger.close()
     print(report.to_json())

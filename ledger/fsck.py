@@ -8,13 +8,14 @@ the recomputed root at its size. The head's root, the witness (``ledger.witness`
 confirmed anchor's root are held against the same recomputation.
 
 Projections of the leaves (the service's tables) are not the log's to check: callers pass
-``checks`` of their own, run after the log's, whose findings join the report.
+``checks`` of their own, run after the log's, which add their findings to the report and say
+how much they read under ``checked``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
@@ -51,6 +52,7 @@ class FsckReport:
     nodes_checked: int = 0
     checkpoints_checked: int = 0
     anchors_checked: int = 0
+    checked: dict[str, int] = field(default_factory=dict)  # by the callers' checks, by name
     findings: list[Finding] = field(default_factory=list)
     finding_count: int = 0
 
@@ -70,7 +72,8 @@ class FsckReport:
         return json.dumps(body, indent=2, sort_keys=True)
 
 
-Check = Callable[[Ledger], Iterable[Finding]]
+Check = Callable[[Ledger, FsckReport], None]
+"""A caller's own scrub: it reads through the ledger's store and adds to the report."""
 
 
 def fsck(
@@ -96,8 +99,7 @@ def fsck(
     if witnessed is not None:
         _check_witness(ledger, report, witnessed, size, roots)
     for check in checks:
-        for finding in check(ledger):
-            report.add(finding.kind, finding.where, finding.detail)
+        check(ledger, report)
     return report
 
 

@@ -586,14 +586,14 @@ def test_issue_token_checks_its_arguments(api_settings: ApiSettings) -> None:
 
 
 def test_platform_key_file_is_private_and_stable(api_settings: ApiSettings) -> None:
-    first = PlatformKeys.load(api_settings)
+    first = PlatformKeys.of_deployment(api_settings)
     path = api_settings.ledger.data_dir / "platform-token.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert PlatformKeys.load(api_settings).key_id == first.key_id
+    assert PlatformKeys.of_deployment(api_settings).key_id == first.key_id
     assert "PRIVATE" not in repr(first)
     path.chmod(0o640)
     with pytest.raises(KeyFileError, match="chmod 600"):
-        PlatformKeys.load(api_settings)
+        PlatformKeys.of_deployment(api_settings)
     app = create_app(api_settings)
     with pytest.raises(KeyFileError), TestClient(app):
         pass

@@ -189,7 +189,7 @@ def test_a_token_for_one_deployment_is_refused_by_another(tmp_path: Path) -> Non
 
 def test_a_configured_audience_still_wins(tmp_path: Path) -> None:
     settings = api_settings(tmp_path).model_copy(update={"token_audience": "hospitals.example"})
-    assert PlatformKeys.load(settings).audience == "hospitals.example"
+    assert PlatformKeys.of_deployment(settings).audience == "hospitals.example"
 
 
 def _institution_token(east: Institution, issued_at: int, expires_at: int) -> str:

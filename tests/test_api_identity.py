@@ -35,6 +35,7 @@ from ledger.errors import IntegrityError, KeyFileError
 from ledger.events import decode_leaf
 from ledger.log import Ledger
 from ledger.settings import LedgerSettings
+from ledger.store import LedgerStore
 from tests.api_helpers import Institution, platform_headers, register_resident, resident
 
 NAME = "Zbigniewa Quaresma-Lindqvist"
@@ -108,19 +109,21 @@ def test_pseudonym_is_a_keyed_hmac_of_the_identifier() -> None:
 
 
 def test_pseudonym_key_file_is_private_and_refused_when_open(tmp_path: Path) -> None:
-    key = PseudonymKey.load(tmp_path)
+    store = LedgerStore.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    key = PseudonymKey.load(tmp_path, store)
     path = tmp_path / "platform-pseudonym.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(path.read_bytes()) == 32
-    assert PseudonymKey.load(tmp_path).secret == key.secret
+    assert PseudonymKey.load(tmp_path, store).secret == key.secret
     assert key.secret.hex() not in repr(key)
     path.chmod(0o604)
     with pytest.raises(KeyFileError, match="chmod 600"):
-        PseudonymKey.load(tmp_path)
+        PseudonymKey.load(tmp_path, store)
     path.chmod(0o600)
     path.write_bytes(b"x" * 31)
     with pytest.raises(KeyFileError, match="32 bytes"):
-        PseudonymKey.load(tmp_path)
+        PseudonymKey.load(tmp_path, store)
+    store.close()
 
 
 def test_same_identifier_same_subject_across_restarts(tmp_path: Path) -> None:

@@ -156,7 +156,7 @@ class Parties:
 
     def __init__(self, server: LiveServer) -> None:
         self.client = httpx.Client(base_url=server.url, timeout=120)
-        self.platform = PlatformKeys.load(
+        self.platform = PlatformKeys.of_deployment(
             ApiSettings(ledger=LedgerSettings(data_dir=server.data_dir))
         )
         self.keys = {"h-east": Ed25519PrivateKey.generate(), "h-west": Ed25519PrivateKey.generate()}
