@@ -18,12 +18,16 @@ from hashing import HashingError, VerificationError
 from . import cli_chain, cli_witness, offline
 from .errors import ConfigurationError, DocumentError, LedgerError, MismatchError
 from .events import EncodedEvent, decode_leaf, parse_event_line
+from .initialised import require_initialised
 from .log import Ledger
 from .offline import read_key
 from .progress import Progress
 from .settings import LedgerSettings
 
 Handler = Callable[[argparse.Namespace], int]
+CREATES = frozenset({"init", "demo"})
+"""The commands that make a log (``demo`` a new one of its own); every other command with the
+log's options refuses a data dir or database that was never initialised."""
 
 
 def _settings(args: argparse.Namespace) -> LedgerSettings:
@@ -318,6 +322,8 @@ def main(argv: Sequence[str] | None = None, extensions: Sequence[Extension] = ()
         parser.error("--batch must be at least 1")
     handler: Handler = args.handler
     try:
+        if hasattr(args, "database_url") and args.command not in CREATES:
+            require_initialised(_settings(args))
         return handler(args)
     except (VerificationError, MismatchError, AnchorMismatchError) as exc:
         print(f"consent-ledger: verification failed: {exc}", file=sys.stderr)

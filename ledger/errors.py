@@ -28,6 +28,10 @@ class ConfigurationError(LedgerError):
     """Settings that cannot work (unknown database URL scheme, bad interval)."""
 
 
+class NotInitialisedError(ConfigurationError):
+    """A data dir or database that ``consent-ledger init`` never made a log in."""
+
+
 class IntegrityError(LedgerError):
     """Stored data disagrees with itself: a node is missing or differs from its recomputation."""
 
