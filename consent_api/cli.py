@@ -9,15 +9,15 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from ledger import cli as ledger_cli
 from ledger.anchoring import preflight
 from ledger.errors import ConfigurationError
 from ledger.settings import LedgerSettings
 
-from . import auth
-from .settings import ApiSettings, served_url
+from .cli_tokens import cmd_issue_token, register_issue_token
+from .settings import served_url
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -69,10 +69,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def register_serve(sub: Any, common: argparse.ArgumentParser) -> None:
     text = "run the consent service (HTTP) on the log; settings from the environment"
     serve = sub.add_parser("serve", parents=[common], help=text, description=text)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="worker processes")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default: 1; more need PostgreSQL)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn's log level (default: info)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
 
@@ -105,33 +119,18 @@ def register_demo(sub: Any, common: argparse.ArgumentParser) -> None:
     command.set_defaults(handler=cmd_demo)
 
 
-def register_issue_token(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add ``issue-token`` to the ``consent-ledger`` command line (``sub`` from add_subparsers)."""
-    text = "print a platform token (whoever holds the data dir is the platform's identity provider)"
-    command = sub.add_parser("issue-token", parents=[common], help=text, description=text)
-    command.add_argument(
-        "--role", required=True, choices=sorted(r.value for r in auth.PLATFORM_ROLES)
-    )
-    command.add_argument(
-        "--subject", required=True, help="a resident's subject id, or an account id"
-    )
-    command.add_argument("--ttl", type=int, default=None, help="seconds (default: token_ttl)")
-    command.set_defaults(handler=cmd_issue_token)
+__all__ = ["cmd_issue_token", "main", "parser", "register_demo", "register_issue_token"]
+
+EXTENSIONS: Final = (register_serve, register_issue_token, register_demo)
 
 
-def cmd_issue_token(args: argparse.Namespace) -> int:
-    overrides = {
-        name: getattr(args, name)
-        for name in ("data_dir", "database_url", "origin")
-        if getattr(args, name, None) is not None
-    }
-    settings = ApiSettings(ledger=LedgerSettings(**overrides))
-    print(auth.issue_token(settings, args.role, args.subject, args.ttl))
-    return 0
+def parser() -> argparse.ArgumentParser:
+    """The whole ``consent-ledger`` command line, as ``main`` parses it."""
+    return ledger_cli.build_parser(EXTENSIONS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return ledger_cli.main(argv, extensions=[register_serve, register_issue_token, register_demo])
+    return ledger_cli.main(argv, extensions=EXTENSIONS)
 
 
 if __name__ == "__main__":

@@ -16,15 +16,18 @@ from contracts.errors import AnchorMismatchError, ChainError
 from hashing import HashingError, VerificationError
 
 from . import cli_chain, cli_witness, offline
-from .errors import ConfigurationError, DocumentError, LedgerError, MismatchError
+from .cli_files import load_key, read_json, read_text
+from .errors import ConfigurationError, LedgerError, MismatchError
 from .events import EncodedEvent, decode_leaf, parse_event_line
 from .initialised import require_initialised
 from .log import Ledger
-from .offline import read_key
 from .progress import Progress
 from .settings import LedgerSettings
 
 Handler = Callable[[argparse.Namespace], int]
+CHECKPOINT_HINT = (
+    "consent-ledger checkpoint > cp.txt writes one; the service: GET /v1/log/checkpoint"
+)
 CREATES = frozenset({"init", "demo"})
 """The commands that make a log (``demo`` a new one of its own); every other command with the
 log's options refuses a data dir or database that was never initialised."""
@@ -137,8 +140,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    verifier = offline.load_verifier(read_key(args.key))
-    note = Path(args.checkpoint).read_text("utf-8")
+    verifier = load_key(args.key)
+    note = read_text(args.checkpoint, "checkpoint file", CHECKPOINT_HINT)
     checkpoint = offline.check_checkpoint(note, verifier)
     witnesses = cli_witness.checked_witnesses(args, note)
     if args.what == "checkpoint":
@@ -151,9 +154,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    doc = json.loads(Path(args.proof).read_text("utf-8"))
-    if not isinstance(doc, dict):
-        raise DocumentError("proof", "expected a JSON object")
+    doc = read_json(
+        args.proof, "proof", f"consent-ledger prove {args.what} > proof.json writes one"
+    )
     if args.what == "inclusion":
         leaf_index = offline.check_inclusion(doc, checkpoint)
         _out(
@@ -165,7 +168,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    old = offline.check_checkpoint(Path(args.old).read_text("utf-8"), verifier)
+    old = offline.check_checkpoint(
+        read_text(args.old, "older checkpoint file", CHECKPOINT_HINT), verifier
+    )
     offline.check_consistency(doc, old, checkpoint)
     _out(
         {
@@ -225,12 +230,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _log_options(default: Any) -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
-        "--data-dir", type=Path, default=default, help="key files and SQLite file (default ./var)"
+        "--data-dir",
+        type=Path,
+        default=default,
+        help="the platform's key files and SQLite file, made by init "
+        "(default: var, or CONSENT_LEDGER_DATA_DIR)",
     )
     options.add_argument(
-        "--database-url", default=default, help="SQLAlchemy URL, e.g. postgresql://user@host/db"
+        "--database-url",
+        default=default,
+        help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: DATA_DIR/ledger.db, or "
+        "CONSENT_LEDGER_DATABASE_URL)",
     )
-    options.add_argument("--origin", default=default, help="the log's name in checkpoints")
+    options.add_argument(
+        "--origin",
+        default=default,
+        help="the log's name in checkpoints (default: consent-ledger.local/log, or "
+        "CONSENT_LEDGER_ORIGIN)",
+    )
     return options
 
 
@@ -261,23 +278,33 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     add("checkpoint", cmd_checkpoint, "seal the current tree and print the signed checkpoint")
     prove = add("prove", cmd_prove, "print an inclusion or consistency proof as JSON")
     what = prove.add_subparsers(dest="what", required=True)
-    inclusion = what.add_parser(
-        "inclusion", parents=[common_after], help="proof that a leaf is in the tree"
+    text = "proof that a leaf is in the tree (check it with: consent-ledger verify inclusion)"
+    inclusion = what.add_parser("inclusion", parents=[common_after], help=text, description=text)
+    inclusion.add_argument(
+        "--leaf-index", type=int, required=True, help="the event's leaf (0-based, as appended)"
     )
-    inclusion.add_argument("--leaf-index", type=int, required=True)
-    inclusion.add_argument("--tree-size", type=int, help="default: the current size")
+    inclusion.add_argument(
+        "--tree-size", type=int, help="the tree to prove it in (default: the current size)"
+    )
+    text = "proof that the tree of size2 extends the tree of size1 (the log only grew)"
     consistency = what.add_parser(
-        "consistency", parents=[common_after], help="proof that size2 extends size1"
+        "consistency", parents=[common_after], help=text, description=text
     )
-    consistency.add_argument("--size1", type=int, required=True)
-    consistency.add_argument("--size2", type=int, help="default: the current size")
+    consistency.add_argument("--size1", type=int, required=True, help="the older tree's size")
+    consistency.add_argument(
+        "--size2", type=int, help="the newer tree's size (default: the current size)"
+    )
     verify = sub.add_parser(
         "verify",
         help="check a checkpoint or proof offline, with no database",
         description="Check offline; the trusted root comes from a signed checkpoint and a key.",
     )
     verify.set_defaults(handler=cmd_verify)
-    verify.add_argument("what", choices=["checkpoint", "inclusion", "consistency"])
+    verify.add_argument(
+        "what",
+        choices=["checkpoint", "inclusion", "consistency"],
+        help="a checkpoint's signature; a leaf's inclusion (--proof); growth since --old",
+    )
     verify.add_argument("--key", required=True, help="the log's public key, or a file holding it")
     verify.add_argument("--checkpoint", required=True, help="signed checkpoint file (the newer)")
     verify.add_argument("--proof", help="proof JSON file from 'prove'")
@@ -328,7 +355,12 @@ def main(argv: Sequence[str] | None = None, extensions: Sequence[Extension] = ()
     except (VerificationError, MismatchError, AnchorMismatchError) as exc:
         print(f"consent-ledger: verification failed: {exc}", file=sys.stderr)
         return 1
-    except (LedgerError, HashingError, ChainError, OSError, ValueError) as exc:
+    except OSError as exc:
+        # The file is named, not an errno: "[Errno 2] ..." tells nobody what to do.
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"consent-ledger: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (LedgerError, HashingError, ChainError, ValueError) as exc:
         print(f"consent-ledger: error: {exc}", file=sys.stderr)
         return 2
 

@@ -14,6 +14,7 @@ from contracts.client import AnchorRegistryClient
 
 from . import offline
 from .anchoring import Anchorer
+from .cli_files import load_key, read_json
 from .errors import ConfigurationError
 from .receipts import build_receipt, verify_receipt
 from .witnessing import Witnessing
@@ -72,8 +73,13 @@ def cmd_receipt(args: argparse.Namespace, ledger_opener: Any) -> int:
 
 
 def cmd_verify_receipt(args: argparse.Namespace) -> int:
-    verifier = offline.load_verifier(offline.read_key(args.key))
-    doc = json.loads(Path(args.receipt).read_text("utf-8"))
+    verifier = load_key(args.key)
+    doc = read_json(
+        args.receipt,
+        "receipt",
+        "consent-ledger receipt --leaf-index N > receipt.json writes one; residents get theirs "
+        "in GET /v1/me/access-history",
+    )
     chain = None
     if args.offline == bool(args.rpc_url or args.chain_dir):
         raise ConfigurationError(
@@ -128,15 +134,24 @@ def cmd_verify_receipt(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, common: argparse.ArgumentParser, ledger_opener: Any) -> None:
-    anchor = sub.add_parser(
-        "anchor", parents=[common], help="seal a checkpoint and anchor every queued one on chain"
+    text = (
+        "seal a checkpoint and anchor every queued one on chain (the embedded chain in "
+        "DATA_DIR/chain, or CONSENT_LEDGER_RPC_URL); the registry's address is kept in "
+        "DATA_DIR/contract-address for verify-receipt"
     )
-    anchor.add_argument("--watch", action="store_true", help="keep sealing and anchoring")
+    anchor = sub.add_parser("anchor", parents=[common], help=text, description=text)
+    anchor.add_argument(
+        "--watch", action="store_true", help="keep sealing and anchoring until interrupted"
+    )
     anchor.set_defaults(handler=lambda a: cmd_anchor(a, ledger_opener))
-    receipt = sub.add_parser(
-        "receipt", parents=[common], help="print the receipt of one event (proof + anchor)"
+    text = (
+        "print the receipt of one event: the event, its inclusion proof, the signed checkpoint "
+        "and that checkpoint's anchor (check it with verify-receipt)"
     )
-    receipt.add_argument("--leaf-index", type=int, required=True)
+    receipt = sub.add_parser("receipt", parents=[common], help=text, description=text)
+    receipt.add_argument(
+        "--leaf-index", type=int, required=True, help="the event's leaf (0-based, as appended)"
+    )
     receipt.set_defaults(handler=lambda a: cmd_receipt(a, ledger_opener))
     check = sub.add_parser(
         "verify-receipt",
