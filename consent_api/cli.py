@@ -16,6 +16,7 @@ from ledger.anchoring import preflight
 from ledger.errors import ConfigurationError
 from ledger.settings import LedgerSettings
 
+from .cli_institutions import register_institution
 from .cli_tokens import cmd_issue_token, register_issue_token
 from .settings import served_url
 
@@ -121,7 +122,7 @@ def register_demo(sub: Any, common: argparse.ArgumentParser) -> None:
 
 __all__ = ["cmd_issue_token", "main", "parser", "register_demo", "register_issue_token"]
 
-EXTENSIONS: Final = (register_serve, register_issue_token, register_demo)
+EXTENSIONS: Final = (register_serve, register_issue_token, register_institution, register_demo)
 
 
 def parser() -> argparse.ArgumentParser:

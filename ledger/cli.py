@@ -251,6 +251,12 @@ def _log_options(default: Any) -> argparse.ArgumentParser:
     return options
 
 
+def log_options_after() -> argparse.ArgumentParser:
+    """The log's options as a sub-command's sub-command takes them (``prove inclusion
+    --data-dir X``): a value given before it is not reset."""
+    return _log_options(argparse.SUPPRESS)
+
+
 Extension = Callable[[Any, argparse.ArgumentParser], None]
 
 
