@@ -12,7 +12,7 @@ from typing import Any
 from contracts.chain import connect
 from contracts.client import AnchorRegistryClient
 
-from . import offline
+from . import contract_address, offline
 from .anchoring import Anchorer
 from .cli_files import load_key, read_json
 from .errors import ConfigurationError
@@ -90,16 +90,18 @@ def cmd_verify_receipt(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "--contract is for the on-chain check; it means nothing with --offline"
         )
+    contract = None
     if not args.offline:
-        if not args.contract:
-            raise ConfigurationError("checking the anchor on chain needs --contract ADDRESS")
+        contract = _contract(args)
         chain = (
             connect(args.rpc_url)
             if args.rpc_url
             else connect(data_dir=Path(args.chain_dir), create=False)
         )
     try:
-        registry = None if chain is None else AnchorRegistryClient.at(chain, args.contract)
+        registry = (
+            None if chain is None or contract is None else AnchorRegistryClient.at(chain, contract)
+        )
         policy = (
             None
             if args.witness_policy is None
@@ -133,6 +135,25 @@ def cmd_verify_receipt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _contract(args: argparse.Namespace) -> str:
+    """The registry to check against: --contract, or the one this data dir anchors in."""
+    if args.contract:
+        return contract_address.checked(args.contract)
+    remembered = contract_address.recalled(args.data_dir)
+    if remembered is None:
+        raise ConfigurationError(
+            "checking the anchor on chain needs the AnchorRegistry's address (--contract "
+            f"ADDRESS), and {args.data_dir / contract_address.FILE} does not exist: "
+            + contract_address.WHERE
+        )
+    print(
+        f"consent-ledger: note: registry {remembered} from "
+        f"{args.data_dir / contract_address.FILE} (written by consent-ledger anchor)",
+        file=sys.stderr,
+    )
+    return remembered
+
+
 def register(sub: Any, common: argparse.ArgumentParser, ledger_opener: Any) -> None:
     text = (
         "seal a checkpoint and anchor every queued one on chain (the embedded chain in "
@@ -163,7 +184,17 @@ def register(sub: Any, common: argparse.ArgumentParser, ledger_opener: Any) -> N
     check.add_argument("--key", required=True, help="the log's public key, or a file holding it")
     check.add_argument("--rpc-url", help="JSON-RPC node to check the anchor against")
     check.add_argument("--chain-dir", help="or: an embedded chain's data directory")
-    check.add_argument("--contract", help="the AnchorRegistry address you trust")
+    check.add_argument(
+        "--contract",
+        help="the AnchorRegistry address you trust (default: the one in "
+        "DATA_DIR/contract-address, which consent-ledger anchor writes)",
+    )
+    check.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("var"),
+        help="where to find contract-address when --contract is not given (default: var)",
+    )
     check.add_argument(
         "--offline",
         action="store_true",
