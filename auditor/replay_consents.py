@@ -55,6 +55,7 @@ class ConsentReplay:
             "consent.narrowed": self._consent,
             "consent.revoked": self._consent,
             "institution.registered": self._institution,
+            "institution.key_rotated": self._rekeyed,
             "institution.revoked": self._deactivated,
             "subject.erased": self._erased,
         }
@@ -202,6 +203,11 @@ class ConsentReplay:
         if not isinstance(institution, str) or not isinstance(kind, str):
             raise RuleError("institution_id and institution_type must be strings")
         self.state.institutions.setdefault(institution, kind)
+
+    def _rekeyed(self, leaf_index: int, data: dict[str, Any]) -> None:
+        institution = data["institution_id"]
+        if institution not in self.state.institutions:
+            raise RuleError(f"the key of {str(institution)[:40]!r}, never registered, is rotated")
 
     def _deactivated(self, leaf_index: int, data: dict[str, Any]) -> None:
         institution = data["institution_id"]

@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from ledger import cli as ledger_cli
 from ledger.anchoring import preflight
@@ -18,7 +18,8 @@ from ledger.fsck import FsckReport
 from ledger.log import Ledger
 from ledger.settings import LedgerSettings
 
-from . import auth
+from .cli_institutions import register_institution
+from .cli_tokens import cmd_issue_token, register_issue_token
 from .settings import ApiSettings, served_url
 
 
@@ -41,13 +42,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     # A rolled-back or forked database is refused here, with the log's message and exit 2,
     # before uvicorn would report only that the application failed to start.
-    overrides = {
-        name: getattr(args, name)
-        for name in ("data_dir", "database_url", "origin")
-        if getattr(args, name, None) is not None
-    }
-    preflight(LedgerSettings(**overrides))
-    check_key_files(ApiSettings(ledger=LedgerSettings(**overrides)))  # likewise the platform's
+    ledger = ledger_cli.settings_of(args)
+    preflight(ledger)
+    check_key_files(ApiSettings(ledger=ledger))  # likewise the platform's
     # Worker processes build their own app from the environment: pass the options there.
     for name, env in (
         ("data_dir", "CONSENT_LEDGER_DATA_DIR"),
@@ -73,22 +70,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def register_serve(sub: Any, common: argparse.ArgumentParser) -> None:
     text = "run the consent service (HTTP) on the log; settings from the environment"
     serve = sub.add_parser("serve", parents=[common], help=text, description=text)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="worker processes")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default: 1; more need PostgreSQL)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn's log level (default: info)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import demo  # the app and its routes: loaded for this command only
 
-    overrides = {
-        name: getattr(args, name)
-        for name in ("data_dir", "database_url", "origin")
-        if getattr(args, name, None) is not None
-    }
-    ledger = LedgerSettings(**overrides)
+    ledger = ledger_cli.settings_of(args)
     # Each run is a new day on a new platform, so that running the demo again never collides.
     ledger = ledger.model_copy(update={"data_dir": demo.next_day_dir(ledger.data_dir)})
     return demo.run_day(demo.demo_settings(ledger), residents=args.residents, seed=args.seed)
@@ -109,29 +115,23 @@ def register_demo(sub: Any, common: argparse.ArgumentParser) -> None:
     command.set_defaults(handler=cmd_demo)
 
 
-def register_issue_token(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add ``issue-token`` to the ``consent-ledger`` command line (``sub`` from add_subparsers)."""
-    text = "print a platform token (whoever holds the data dir is the platform's identity provider)"
-    command = sub.add_parser("issue-token", parents=[common], help=text, description=text)
-    command.add_argument(
-        "--role", required=True, choices=sorted(r.value for r in auth.PLATFORM_ROLES)
-    )
-    command.add_argument(
-        "--subject", required=True, help="a resident's subject id, or an account id"
-    )
-    command.add_argument("--ttl", type=int, default=None, help="seconds (default: token_ttl)")
-    command.set_defaults(handler=cmd_issue_token)
+def register_init(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Make ``init`` create the service's platform key files too (token and pseudonym keys,
+    pinned in the database), so that nothing after ``init`` ever creates one: a key file found
+    missing later is a lost file, refused (``keyfiles.refuse_lost``)."""
+    command = sub.choices["init"]
+    init_log = command.get_default("handler")
 
+    def init(args: argparse.Namespace) -> int:
+        from .app import check_key_files
 
-def cmd_issue_token(args: argparse.Namespace) -> int:
-    overrides = {
-        name: getattr(args, name)
-        for name in ("data_dir", "database_url", "origin")
-        if getattr(args, name, None) is not None
-    }
-    settings = ApiSettings(ledger=LedgerSettings(**overrides))
-    print(auth.issue_token(settings, args.role, args.subject, args.ttl))
-    return 0
+        code: int = init_log(args)
+        if code == 0:
+            check_key_files(ApiSettings(ledger=ledger_cli.settings_of(args)))
+        return code
+
+    command.description = f"{command.description}, and the service's platform key files"
+    command.set_defaults(handler=init)
 
 
 def register_fsck(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -149,9 +149,25 @@ def check_service_tables(ledger: Ledger, report: FsckReport) -> None:
     check(ledger, report)
 
 
+__all__ = ["cmd_issue_token", "main", "parser", "register_demo", "register_issue_token"]
+
+EXTENSIONS: Final = (
+    register_init,
+    register_serve,
+    register_issue_token,
+    register_institution,
+    register_demo,
+    register_fsck,
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The whole ``consent-ledger`` command line, as ``main`` parses it."""
+    return ledger_cli.build_parser(EXTENSIONS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    extensions = [register_serve, register_issue_token, register_demo, register_fsck]
-    return ledger_cli.main(argv, extensions=extensions)
+    return ledger_cli.main(argv, extensions=EXTENSIONS)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -327,6 +328,15 @@ class ResidentVault:
                 conn.exec_driver_sql("PRAGMA secure_delete = OFF")
         _truncate_sqlite_wal(self._store.engine)
         return Erasure(subject, _instant(erased_at), None), True
+
+    def subjects_starting(self, prefix: str, limit: int = 3) -> list[str]:
+        """Registered (not erased) subject ids that start with ``prefix`` (lowercase hex), at
+        most ``limit``: for a person who copied the start of one off a screen."""
+        if re.fullmatch(r"[0-9a-f]{1,64}", prefix) is None:
+            raise ValueError(f"{prefix!r} is not the start of a subject id (lowercase hex)")
+        query = select(_KEY.c.subject).where(_KEY.c.subject.startswith(prefix, autoescape=True))
+        with self._store.read() as conn:
+            return list(conn.execute(query.order_by(_KEY.c.subject).limit(limit)).scalars())
 
     def erasure(self, subject: str) -> Erasure | None:
         """``subject``'s erasure, or None if they were never erased."""

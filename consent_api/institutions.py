@@ -248,10 +248,46 @@ class InstitutionRegistry:
         assert registered is not None
         return registered
 
+    def replace_key(self, institution_id: str, public_key: Ed25519PublicKey) -> str:
+        """Make ``public_key`` the institution's, so tokens signed with the old one are refused;
+        return the old key's thumbprint. NotFoundError, or ConflictError if it is deactivated or
+        the key is already registered (to it or to another)."""
+        check_public_key(raw_public_key(public_key))
+        key_thumbprint = thumbprint(public_key)
+        try:
+            with self._store.write() as conn:
+                row = conn.execute(
+                    select(_INSTITUTION.c.active, _INSTITUTION.c.key_thumbprint).where(
+                        _INSTITUTION.c.id == institution_id
+                    )
+                ).first()
+                if row is None:
+                    raise NotFoundError(f"no institution has the id {institution_id}")
+                if not row.active:
+                    raise ConflictError(f"institution {institution_id} is deactivated")
+                holder = conn.execute(
+                    select(_INSTITUTION.c.id).where(_INSTITUTION.c.key_thumbprint == key_thumbprint)
+                ).scalar_one_or_none()
+                if holder is not None:
+                    raise ConflictError(f"this public key is already registered for {holder}")
+                conn.execute(
+                    _INSTITUTION.update()
+                    .where(_INSTITUTION.c.id == institution_id)
+                    .values(public_key=raw_public_key(public_key), key_thumbprint=key_thumbprint)
+                )
+        except sa_exc.IntegrityError as exc:  # the same key registered meanwhile
+            raise ConflictError("this public key is already registered") from exc
+        self._forget(institution_id)
+        return str(row.key_thumbprint)
+
     @staticmethod
     def _conflict(institution_id: str, holder: str) -> ConflictError:
         if holder == institution_id:
-            return ConflictError(f"institution {institution_id} is already registered")
+            return ConflictError(
+                f"institution {institution_id} is already registered; to give it a new key: "
+                f"PUT /v1/admin/institutions/{institution_id}/key, or consent-ledger institution "
+                f"rotate-key --id {institution_id}"
+            )
         return ConflictError(f"this public key is already registered for institution {holder}")
 
     def unregister(self, institution_id: str) -> None:

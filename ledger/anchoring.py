@@ -23,6 +23,7 @@ from contracts.client import AnchorRegistryClient
 from contracts.errors import AnchorRejectedError, ChainError, ChainUnavailableError
 from contracts.records import AnchorRecord, PreparedTx
 
+from . import contract_address
 from .anchor_checks import (
     check_log_against_chain,
     forget_vanished,
@@ -93,6 +94,7 @@ def open_registry(ledger: Ledger, chain: Chain) -> AnchorRegistryClient:
         address = ledger.store.set_meta_once(f"registry:{chain.chain_id}", address)
     client = AnchorRegistryClient(chain, address, account)
     require_registry_code(client, log_id_for(ledger.origin))  # a reset chain: say what to do
+    contract_address.remember(ledger.settings.data_dir, address)  # for verify-receipt
     return client
 
 

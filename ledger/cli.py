@@ -16,17 +16,25 @@ from contracts.errors import AnchorMismatchError, ChainError
 from hashing import HashingError, VerificationError
 
 from . import cli_chain, cli_tiles, cli_witness, offline
-from .errors import ConfigurationError, DocumentError, LedgerError, MismatchError
+from .cli_files import load_key, read_json, read_text
+from .errors import ConfigurationError, LedgerError, MismatchError
 from .events import EncodedEvent, decode_leaf, parse_event_line
+from .initialised import require_initialised
 from .log import Ledger
-from .offline import read_key
 from .progress import Progress
 from .settings import LedgerSettings
 
 Handler = Callable[[argparse.Namespace], int]
+CHECKPOINT_HINT = (
+    "consent-ledger checkpoint > cp.txt writes one; the service: GET /v1/log/checkpoint"
+)
+CREATES = frozenset({"init", "demo"})
+"""The commands that make a log (``demo`` a new one of its own); every other command with the
+log's options refuses a data dir or database that was never initialised."""
 
 
-def _settings(args: argparse.Namespace) -> LedgerSettings:
+def settings_of(args: argparse.Namespace) -> LedgerSettings:
+    """The log's settings: the environment's, with the command line's options over them."""
     overrides: dict[str, Any] = {}
     for name in ("data_dir", "database_url", "origin"):
         value = getattr(args, name, None)
@@ -40,7 +48,7 @@ def _out(value: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    ledger = Ledger.open(_settings(args))  # a new log is named and signs its empty tree
+    ledger = Ledger.open(settings_of(args))  # a new log is named and signs its empty tree
     try:
         checkpoint = ledger.latest_checkpoint()
         _out(
@@ -58,7 +66,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_key(args: argparse.Namespace) -> int:
-    ledger = Ledger.open(_settings(args))
+    ledger = Ledger.open(settings_of(args))
     try:
         print(ledger.verifier.to_vkey())
     finally:
@@ -67,7 +75,7 @@ def cmd_key(args: argparse.Namespace) -> int:
 
 
 def cmd_append(args: argparse.Namespace) -> int:
-    ledger = Ledger.open(_settings(args))
+    ledger = Ledger.open(settings_of(args))
     try:
         # Check every line before writing any, so bad input changes nothing.
         events: list[EncodedEvent] = []
@@ -95,7 +103,7 @@ def cmd_append(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    ledger = Ledger.open(_settings(args))
+    ledger = Ledger.open(settings_of(args))
     try:
         sys.stdout.write(ledger.checkpoint().note)
     finally:
@@ -104,7 +112,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
-    ledger = Ledger.open(_settings(args))
+    ledger = Ledger.open(settings_of(args))
     try:
         if args.what == "inclusion":
             size = args.tree_size
@@ -139,8 +147,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    verifier = offline.load_verifier(read_key(args.key))
-    note = Path(args.checkpoint).read_text("utf-8")
+    verifier = load_key(args.key)
+    note = read_text(args.checkpoint, "checkpoint file", CHECKPOINT_HINT)
     checkpoint = offline.check_checkpoint(note, verifier)
     witnesses = cli_witness.checked_witnesses(args, note)
     if args.what == "checkpoint":
@@ -153,9 +161,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    doc = json.loads(Path(args.proof).read_text("utf-8"))
-    if not isinstance(doc, dict):
-        raise DocumentError("proof", "expected a JSON object")
+    doc = read_json(
+        args.proof, "proof", f"consent-ledger prove {args.what} > proof.json writes one"
+    )
     if args.what == "inclusion":
         leaf_index = offline.check_inclusion(doc, checkpoint)
         _out(
@@ -167,7 +175,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    old = offline.check_checkpoint(Path(args.old).read_text("utf-8"), verifier)
+    old = offline.check_checkpoint(
+        read_text(args.old, "older checkpoint file", CHECKPOINT_HINT), verifier
+    )
     offline.check_consistency(doc, old, checkpoint)
     _out(
         {
@@ -188,7 +198,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
             "recover changes what the log trusts: say what to accept (--accept-rollback); "
             "restoring a newer backup of the database is the better way out when there is one"
         )
-    report = accept_rollback(_settings(args))
+    report = accept_rollback(settings_of(args))
     print(
         "consent-ledger: warning: rollback accepted: the database's tree of "
         f"{report['database_tree_size']} leaves is now the log's; the witness of "
@@ -203,7 +213,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     from .fsck import fsck
 
     # Unchecked: fsck must run on the very database Ledger.open refuses, to say what is wrong.
-    ledger = Ledger.open_unchecked(_settings(args))
+    ledger = Ledger.open_unchecked(settings_of(args))
     try:
         report = fsck(ledger, getattr(args, "fsck_checks", ()))  # the API adds its own
     finally:
@@ -221,19 +231,37 @@ def cmd_fsck(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(_settings(args), events=args.events)
+    return run_demo(settings_of(args), events=args.events)
 
 
 def _log_options(default: Any) -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
-        "--data-dir", type=Path, default=default, help="key files and SQLite file (default ./var)"
+        "--data-dir",
+        type=Path,
+        default=default,
+        help="the platform's key files and SQLite file, made by init "
+        "(default: var, or CONSENT_LEDGER_DATA_DIR)",
     )
     options.add_argument(
-        "--database-url", default=default, help="SQLAlchemy URL, e.g. postgresql://user@host/db"
+        "--database-url",
+        default=default,
+        help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: DATA_DIR/ledger.db, or "
+        "CONSENT_LEDGER_DATABASE_URL)",
     )
-    options.add_argument("--origin", default=default, help="the log's name in checkpoints")
+    options.add_argument(
+        "--origin",
+        default=default,
+        help="the log's name in checkpoints (default: consent-ledger.local/log, or "
+        "CONSENT_LEDGER_ORIGIN)",
+    )
     return options
+
+
+def log_options_after() -> argparse.ArgumentParser:
+    """The log's options as a sub-command's sub-command takes them (``prove inclusion
+    --data-dir X``): a value given before it is not reset."""
+    return _log_options(argparse.SUPPRESS)
 
 
 Extension = Callable[[Any, argparse.ArgumentParser], None]
@@ -263,19 +291,25 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     add("checkpoint", cmd_checkpoint, "seal the current tree and print the signed checkpoint")
     prove = add("prove", cmd_prove, "print an inclusion or consistency proof as JSON")
     what = prove.add_subparsers(dest="what", required=True)
-    inclusion = what.add_parser(
-        "inclusion", parents=[common_after], help="proof that a leaf is in the tree"
-    )
-    inclusion.add_argument("--leaf-index", type=int, required=True)
+    text = "proof that a leaf is in the tree (check it with: consent-ledger verify inclusion)"
+    inclusion = what.add_parser("inclusion", parents=[common_after], help=text, description=text)
     inclusion.add_argument(
-        "--tree-size", type=int, help="default: the newest signed checkpoint's size"
+        "--leaf-index", type=int, required=True, help="the event's leaf (0-based, as appended)"
     )
+    inclusion.add_argument(
+        "--tree-size",
+        type=int,
+        help="the tree to prove it in (default: the newest signed checkpoint's size)",
+    )
+    text = "proof that the tree of size2 extends the tree of size1 (the log only grew)"
     consistency = what.add_parser(
-        "consistency", parents=[common_after], help="proof that size2 extends size1"
+        "consistency", parents=[common_after], help=text, description=text
     )
-    consistency.add_argument("--size1", type=int, required=True)
+    consistency.add_argument("--size1", type=int, required=True, help="the older tree's size")
     consistency.add_argument(
-        "--size2", type=int, help="default: the newest signed checkpoint's size"
+        "--size2",
+        type=int,
+        help="the newer tree's size (default: the newest signed checkpoint's size)",
     )
     verify = sub.add_parser(
         "verify",
@@ -283,7 +317,11 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
         description="Check offline; the trusted root comes from a signed checkpoint and a key.",
     )
     verify.set_defaults(handler=cmd_verify)
-    verify.add_argument("what", choices=["checkpoint", "inclusion", "consistency"])
+    verify.add_argument(
+        "what",
+        choices=["checkpoint", "inclusion", "consistency"],
+        help="a checkpoint's signature; a leaf's inclusion (--proof); growth since --old",
+    )
     verify.add_argument("--key", required=True, help="the log's public key, or a file holding it")
     verify.add_argument("--checkpoint", required=True, help="signed checkpoint file (the newer)")
     verify.add_argument("--proof", help="proof JSON file from 'prove'")
@@ -305,9 +343,9 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
         action="store_true",
         help="make the database's tree the log's; events past it are given up for good",
     )
-    cli_chain.register(sub, common, lambda a: Ledger.open(_settings(a)))
-    cli_witness.register(sub, common, lambda a: Ledger.open(_settings(a)))
-    cli_tiles.register(sub, common, _settings)
+    cli_chain.register(sub, common, lambda a: Ledger.open(settings_of(a)))
+    cli_witness.register(sub, common, lambda a: Ledger.open(settings_of(a)))
+    cli_tiles.register(sub, common, settings_of)
     demo = add(
         "demo", cmd_demo, "run the main job on the embedded defaults and print what happened"
     )
@@ -329,11 +367,18 @@ def main(argv: Sequence[str] | None = None, extensions: Sequence[Extension] = ()
         parser.error("--batch must be at least 1")
     handler: Handler = args.handler
     try:
+        if hasattr(args, "database_url") and args.command not in CREATES:
+            require_initialised(settings_of(args))
         return handler(args)
     except (VerificationError, MismatchError, AnchorMismatchError) as exc:
         print(f"consent-ledger: verification failed: {exc}", file=sys.stderr)
         return 1
-    except (LedgerError, HashingError, ChainError, OSError, ValueError) as exc:
+    except OSError as exc:
+        # The file is named, not an errno: "[Errno 2] ..." tells nobody what to do.
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"consent-ledger: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (LedgerError, HashingError, ChainError, ValueError) as exc:
         print(f"consent-ledger: error: {exc}", file=sys.stderr)
         return 2
 

@@ -12,8 +12,9 @@ from typing import Any
 from contracts.chain import connect
 from contracts.client import AnchorRegistryClient
 
-from . import offline
+from . import contract_address, offline
 from .anchoring import Anchorer
+from .cli_files import load_key, read_json
 from .errors import ConfigurationError
 from .receipts import build_receipt, verify_receipt
 from .witnessing import Witnessing
@@ -72,8 +73,13 @@ def cmd_receipt(args: argparse.Namespace, ledger_opener: Any) -> int:
 
 
 def cmd_verify_receipt(args: argparse.Namespace) -> int:
-    verifier = offline.load_verifier(offline.read_key(args.key))
-    doc = json.loads(Path(args.receipt).read_text("utf-8"))
+    verifier = load_key(args.key)
+    doc = read_json(
+        args.receipt,
+        "receipt",
+        "consent-ledger receipt --leaf-index N > receipt.json writes one; residents get theirs "
+        "in GET /v1/me/access-history",
+    )
     chain = None
     if args.offline == bool(args.rpc_url or args.chain_dir):
         raise ConfigurationError(
@@ -84,16 +90,18 @@ def cmd_verify_receipt(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "--contract is for the on-chain check; it means nothing with --offline"
         )
+    contract = None
     if not args.offline:
-        if not args.contract:
-            raise ConfigurationError("checking the anchor on chain needs --contract ADDRESS")
+        contract = _contract(args)
         chain = (
             connect(args.rpc_url)
             if args.rpc_url
             else connect(data_dir=Path(args.chain_dir), create=False)
         )
     try:
-        registry = None if chain is None else AnchorRegistryClient.at(chain, args.contract)
+        registry = (
+            None if chain is None or contract is None else AnchorRegistryClient.at(chain, contract)
+        )
         policy = (
             None
             if args.witness_policy is None
@@ -127,16 +135,44 @@ def cmd_verify_receipt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _contract(args: argparse.Namespace) -> str:
+    """The registry to check against: --contract, or the one this data dir anchors in."""
+    if args.contract:
+        return contract_address.checked(args.contract)
+    remembered = contract_address.recalled(args.data_dir)
+    if remembered is None:
+        raise ConfigurationError(
+            "checking the anchor on chain needs the AnchorRegistry's address (--contract "
+            f"ADDRESS), and {args.data_dir / contract_address.FILE} does not exist: "
+            + contract_address.WHERE
+        )
+    print(
+        f"consent-ledger: note: registry {remembered} from "
+        f"{args.data_dir / contract_address.FILE} (written by consent-ledger anchor)",
+        file=sys.stderr,
+    )
+    return remembered
+
+
 def register(sub: Any, common: argparse.ArgumentParser, ledger_opener: Any) -> None:
-    anchor = sub.add_parser(
-        "anchor", parents=[common], help="seal a checkpoint and anchor every queued one on chain"
+    text = (
+        "seal a checkpoint and anchor every queued one on chain (the embedded chain in "
+        "DATA_DIR/chain, or CONSENT_LEDGER_RPC_URL); the registry's address is kept in "
+        "DATA_DIR/contract-address for verify-receipt"
     )
-    anchor.add_argument("--watch", action="store_true", help="keep sealing and anchoring")
+    anchor = sub.add_parser("anchor", parents=[common], help=text, description=text)
+    anchor.add_argument(
+        "--watch", action="store_true", help="keep sealing and anchoring until interrupted"
+    )
     anchor.set_defaults(handler=lambda a: cmd_anchor(a, ledger_opener))
-    receipt = sub.add_parser(
-        "receipt", parents=[common], help="print the receipt of one event (proof + anchor)"
+    text = (
+        "print the receipt of one event: the event, its inclusion proof, the signed checkpoint "
+        "and that checkpoint's anchor (check it with verify-receipt)"
     )
-    receipt.add_argument("--leaf-index", type=int, required=True)
+    receipt = sub.add_parser("receipt", parents=[common], help=text, description=text)
+    receipt.add_argument(
+        "--leaf-index", type=int, required=True, help="the event's leaf (0-based, as appended)"
+    )
     receipt.set_defaults(handler=lambda a: cmd_receipt(a, ledger_opener))
     check = sub.add_parser(
         "verify-receipt",
@@ -148,7 +184,17 @@ def register(sub: Any, common: argparse.ArgumentParser, ledger_opener: Any) -> N
     check.add_argument("--key", required=True, help="the log's public key, or a file holding it")
     check.add_argument("--rpc-url", help="JSON-RPC node to check the anchor against")
     check.add_argument("--chain-dir", help="or: an embedded chain's data directory")
-    check.add_argument("--contract", help="the AnchorRegistry address you trust")
+    check.add_argument(
+        "--contract",
+        help="the AnchorRegistry address you trust (default: the one in "
+        "DATA_DIR/contract-address, which consent-ledger anchor writes)",
+    )
+    check.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("var"),
+        help="where to find contract-address when --contract is not given (default: var)",
+    )
     check.add_argument(
         "--offline",
         action="store_true",

@@ -21,8 +21,8 @@ from typing import Any
 from hashing import NoteVerifier
 
 from . import offline
-from .errors import ConfigurationError, DocumentError, MismatchError
-from .offline import read_key
+from .cli_files import KEY_HINT, load_key, read_json, read_text
+from .errors import ConfigurationError, MismatchError
 from .witness_server import Witness, serve
 from .witness_state import WitnessState, load_or_create_cosigner
 from .witnessing import Witnessing
@@ -31,7 +31,8 @@ from .witnessing import Witnessing
 def _log_keys(values: list[str]) -> list[NoteVerifier]:
     keys = []
     for value in values:
-        for line in read_key(value).splitlines():
+        text = read_text(value, "--log-key file", KEY_HINT) if "+" not in value else value
+        for line in text.splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
                 try:
@@ -121,11 +122,18 @@ def register(sub: Any, common: argparse.ArgumentParser, ledger_opener: Any) -> N
         help="a log's public key (vkey; its name is the origin), or a file of them "
         "(one per line, or tlog-policy 'log' lines); repeatable",
     )
-    witness.add_argument("--host", default="127.0.0.1")
-    witness.add_argument("--port", type=int, default=7380)
+    witness.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    witness.add_argument("--port", type=int, default=7380, help="port to listen on (default: 7380)")
     witness.add_argument("--print-key", action="store_true", help="print the witness vkey, exit")
     witness.add_argument("--ready-file", type=Path, help="write the URL here once listening")
-    witness.add_argument("--log-level", default="warning", choices=["debug", "info", "warning"])
+    witness.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning"],
+        help="how much the witness logs (default: warning)",
+    )
     witness.set_defaults(handler=cmd_witness)
 
 
@@ -145,13 +153,12 @@ def checked_witnesses(args: argparse.Namespace, note: str) -> dict[str, Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    verifier = offline.load_verifier(read_key(args.key))
-    notes = [Path(path).read_text("utf-8") for path in (args.first, args.second)]
+    verifier = load_key(args.key)
+    hint = "consent-ledger checkpoint writes one; the service: GET /v1/log/checkpoint"
+    notes = [read_text(path, "checkpoint file", hint) for path in (args.first, args.second)]
     proof = None
     if args.proof is not None:
-        proof = json.loads(Path(args.proof).read_text("utf-8"))
-        if not isinstance(proof, dict):
-            raise DocumentError("proof", "expected a JSON object")
+        proof = read_json(args.proof, "proof", "consent-ledger prove consistency writes one")
     policy = (
         None if args.witness_policy is None else offline.load_witness_policy(args.witness_policy)
     )

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from .errors import ConfigurationError
 
@@ -41,6 +42,36 @@ def make_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(parsed, pool_pre_ping=True, **_POSTGRESQL_POOL)
     raise ConfigurationError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def read_meta_if_any(url: str, name: str) -> str | None:
+    """The log fact ``name`` in the database at ``url``, creating nothing: None if there is no
+    such database (an SQLite file that does not exist), no log table in it, or no such fact."""
+    engine = make_engine(url)  # refuses a URL that is not one, before anything is made
+    database = engine.url.database
+    if engine.url.get_backend_name() == "sqlite" and not (database and Path(database).is_file()):
+        engine.dispose()
+        return None
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("log_meta"):
+                return None
+            value = conn.execute(
+                text("SELECT value FROM log_meta WHERE name = :name"), {"name": name}
+            ).scalar()
+    except OperationalError as exc:
+        raise ConfigurationError(f"cannot read the database {shown_url(url)}: {exc.orig}") from exc
+    finally:
+        engine.dispose()
+    return None if value is None else str(value)
+
+
+def shown_url(url: str) -> str:
+    """A database URL as a message shows it: an SQLite file's path, or the URL without password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return parsed.database
+    return parsed.render_as_string(hide_password=True)
 
 
 def _sqlite_engine(url: str) -> Engine:

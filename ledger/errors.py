@@ -28,6 +28,14 @@ class ConfigurationError(LedgerError):
     """Settings that cannot work (unknown database URL scheme, bad interval)."""
 
 
+class NotInitialisedError(ConfigurationError):
+    """A data dir or database that ``consent-ledger init`` never made a log in."""
+
+
+class InputFileError(LedgerError):
+    """A file named on the command line is missing, unreadable, or not what it should hold."""
+
+
 class IntegrityError(LedgerError):
     """Stored data disagrees with itself: a node is missing or differs from its recomputation."""
 

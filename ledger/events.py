@@ -24,6 +24,7 @@ EVENT_KINDS: frozenset[str] = frozenset(
         "breakglass.justified",
         "subject.erased",
         "institution.registered",
+        "institution.key_rotated",
         "institution.revoked",
     }
 )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from pathlib import Path
 from typing import Any
 
 from hashing import (
@@ -26,6 +25,7 @@ from hashing import (
     verify_inclusion,
 )
 
+from .cli_files import read_text
 from .errors import DocumentError, InvalidEventError, MismatchError
 
 
@@ -61,21 +61,6 @@ def hash_list(doc: dict[str, Any], field: str) -> list[bytes]:
     return [unb64(item, f"{field}[{i}]") for i, item in enumerate(value)]
 
 
-def read_key(value: str) -> str:
-    """A public key given inline or as the path of a file that holds it."""
-    path = Path(value)
-    return path.read_text(encoding="utf-8") if path.is_file() else value
-
-
-def load_verifier(vkey: str) -> NoteVerifier:
-    try:
-        return NoteVerifier.from_vkey(vkey.strip())
-    except ValueError as exc:
-        raise DocumentError(
-            "key", f"not a public key (C2SP vkey text, or a file holding one): {exc}"
-        ) from exc
-
-
 def check_checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:
     return open_checkpoint(note, verifier)
 
@@ -83,7 +68,8 @@ def check_checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:
 def load_witness_policy(path: str) -> WitnessPolicy:
     """A witness policy file (C2SP tlog-policy); a malformed one is a DocumentError."""
     try:
-        return parse_policy(Path(path).read_text("utf-8"))
+        text = read_text(path, "witness policy file", "a C2SP tlog-policy file, from the operator")
+        return parse_policy(text)
     except ValueError as exc:
         raise DocumentError("witness-policy", str(exc)) from exc
 

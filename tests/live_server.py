@@ -33,6 +33,7 @@ class LiveServer:
         """``attackers_build``: serve with the service's checks of its storage taken out
         (``tests.attackers_build``), as an operator who edited the database would."""
         self.data_dir = data_dir
+        self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         program = (
@@ -53,6 +54,14 @@ class LiveServer:
             "warning",
         ]
         self.log = data_dir.parent / f"server-{self.port}.log"
+        if not (data_dir / "log.key").exists():  # only init creates a platform; serve refuses
+            subprocess.run(
+                [*program, "init", "--data-dir", str(data_dir)],
+                cwd=REPO,
+                env={**os.environ, **(env or {})},
+                capture_output=True,
+                check=True,
+            )
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 command,
@@ -75,7 +84,7 @@ class LiveServer:
 
     def cli(self, *args: str) -> str:
         command = [sys.executable, "-m", "consent_api.cli", *args, "--data-dir", str(self.data_dir)]
-        env = {**os.environ}
+        env = {**os.environ, **self.env}  # the same database as the server's
         return subprocess.run(
             command, cwd=REPO, env=env, capture_output=True, text=True, check=True
         ).stdout

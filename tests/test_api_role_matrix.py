@@ -41,6 +41,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "GET /v1/admin/institutions": ADMIN,
     "POST /v1/admin/institutions": ADMIN,
     "POST /v1/admin/institutions/{institution_id}/deactivate": ADMIN,
+    "PUT /v1/admin/institutions/{institution_id}/key": ADMIN,
     "POST /v1/admin/residents": ADMIN,
     "DELETE /v1/admin/residents/{subject}": ADMIN,
     "POST /v1/admin/tokens": ADMIN,

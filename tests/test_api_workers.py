@@ -113,6 +113,7 @@ def test_several_workers_are_refused_on_sqlite(
 ) -> None:
     from consent_api.cli import main
 
+    assert main(["init", "--data-dir", str(tmp_path)]) == 0
     code = main(["serve", "--workers", "2", "--data-dir", str(tmp_path)])
     assert code == 2
     assert "needs PostgreSQL" in capsys.readouterr().err

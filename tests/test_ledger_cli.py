@@ -116,6 +116,7 @@ def test_append_checkpoint_prove_and_verify(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_a_bad_line_appends_nothing(cli: Cli) -> None:
+    assert cli.ledger("init")[0] == 0
     cli.ledger("append", stdin=events(3))
     bad = events(5) + "{not json\n" + events(5)
     code, out, err = cli.ledger("append", stdin=bad)
@@ -130,6 +131,7 @@ def test_a_bad_line_appends_nothing(cli: Cli) -> None:
 
 
 def test_usage_errors_exit_2(cli: Cli) -> None:
+    assert cli.ledger("init")[0] == 0
     assert cli.ledger("prove", "inclusion", "--leaf-index", "0")[0] == 2  # empty log
     assert cli.run("verify", "inclusion", "--key", "k", "--checkpoint", "c")[0] == 2
     assert cli.run("no-such-command")[0] == 2

@@ -6,6 +6,7 @@ import base64
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -16,10 +17,20 @@ from ledger.events import decode_leaf
 from ledger.progress import Progress
 from ledger.receipts import verify_receipt
 
+from ..cli_institutions import KEY_DIR
+from ..institution_keys import write_private_key
 from ..institutions import jwk_of
 from ..settings import ApiSettings
 from .parties import Parties
-from .report import LogTally, plural, print_anchors, print_history, print_tally, short
+from .report import (
+    LogTally,
+    plural,
+    print_anchors,
+    print_history,
+    print_sign_in,
+    print_tally,
+    short,
+)
 from .world import (
     CHILDREN_HOSPITAL,
     CLINIC,
@@ -47,6 +58,8 @@ class Day:
         self.world = world
         self.anchorer = anchorer
         self.overdue_from = datetime.now(UTC)
+        self.key_dir = parties.settings.ledger.data_dir / KEY_DIR
+        self.key_files: dict[str, Path] = {}
 
     def play(self, settings: ApiSettings, seed: int) -> None:
         size = self.api.call("GET", "/v1/log/leaves?start=0&end=0", {})["tree_size"]
@@ -73,7 +86,7 @@ class Day:
         self.history(cast["stroke"])
         self.review()
         print_tally(LogTally.of(self.leaves()), people, len(self.world.children))
-        print(f"\nto look around: consent-ledger serve --data-dir {settings.ledger.data_dir}")
+        print_sign_in(settings.ledger, self.key_files, cast["stroke"].subject)
 
     # -- morning -------------------------------------------------------------------------------
 
@@ -81,6 +94,10 @@ class Day:
         print("the platform admin registers institutions, each signing with its own key:")
         for institution_id, kind, name in INSTITUTIONS:
             key = self.api.keys[institution_id] = Ed25519PrivateKey.generate()
+            # The institution's own copy, to sign in with after the day (hospital console).
+            path = self.key_dir / f"{institution_id}.pem"
+            write_private_key(path, key)
+            self.key_files[institution_id] = path
             body: dict[str, Any] = {"id": institution_id, "name": name, "type": kind}
             body["public_key"] = jwk_of(key.public_key())  # the private key never leaves it
             done = self.api.call("POST", "/v1/admin/institutions", self.api.admin, body, 201)

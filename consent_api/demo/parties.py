@@ -20,6 +20,7 @@ Headers = dict[str, str]
 class Parties:
     def __init__(self, client: Any, platform: PlatformKeys, settings: ApiSettings) -> None:
         self.client = client
+        self.settings = settings
         """Anything with ``request(method, url, json=, headers=)`` (an httpx-style client)."""
         self.audience = platform.audience
         self.keys: dict[str, Ed25519PrivateKey] = {}

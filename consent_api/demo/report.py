@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from ledger.settings import LedgerSettings
 
 
 def short(subject: str) -> str:
@@ -102,3 +105,34 @@ def print_history(subject: str, entries: list[dict[str, Any]]) -> None:
             f"from {entry['holder']}: {', '.join(entry['categories'])} for {entry['purpose']}"
             f"{f' ({said})' if said else ''}"
         )
+
+
+def print_sign_in(ledger: LedgerSettings, key_files: dict[str, Path], subject: str) -> None:
+    """How each role signs in to what the day left behind, as lines to copy."""
+    flags = f"--data-dir {ledger.data_dir}"
+    if ledger.database_url is not None:
+        flags += f" --database-url {ledger.database_url}"
+    if ledger.origin != LedgerSettings.model_fields["origin"].default:
+        flags += f" --origin {ledger.origin}"
+    hospital, key_file = next(iter(key_files.items()))
+    print(
+        f"\nto look around: consent-ledger serve {flags}, then open http://127.0.0.1:8000 and "
+        "sign in"
+    )
+    print(
+        f"  as a resident   /app/ with the token of: consent-ledger issue-token {flags} "
+        f"--role resident --subject {subject[:10]}"
+    )
+    print(
+        f"  as a hospital   /console/hospital with the id {hospital} and the key file "
+        f"{key_file} (each institution's is in {key_file.parent})"
+    )
+    print(
+        f"  as a regulator  /console/regulator with the token of: consent-ledger issue-token "
+        f"{flags} --role regulator --subject regulator-1"
+    )
+    print(
+        f"  as the admin    the API (/docs) with the token of: consent-ledger issue-token "
+        f"{flags} --role admin --subject ops; a new hospital and its key: consent-ledger "
+        f"institution add {flags} --id ID --name NAME --type hospital"
+    )

@@ -10,11 +10,13 @@ import time
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from ledger.batcher import GroupCommitter
 
+from .. import institution_keys
 from ..auth import (
     AUTH_RESPONSES,
     Authenticator,
@@ -35,7 +37,6 @@ from ..dependencies import (
 from ..domain.vocab import INSTITUTION_ID_PATTERN, InstitutionType
 from ..errors import (
     PROBLEM_JSON,
-    ConflictError,
     ErasedError,
     UnknownSubjectError,
     UnprocessableError,
@@ -113,6 +114,14 @@ class InstitutionIn(BaseModel):
     type: InstitutionType
     public_key: Ed25519Jwk | Annotated[str, Field(max_length=2000)] = Field(
         description="The key the institution signs its tokens with: a JWK, or PEM text."
+    )
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    public_key: Ed25519Jwk | Annotated[str, Field(max_length=2000)] = Field(
+        description="The institution's new public key: a JWK, or PEM text."
     )
 
 
@@ -203,28 +212,50 @@ def register_institution(
     committer: Annotated[GroupCommitter, Depends(get_committer)],
     settings: Annotated[ApiSettings, Depends(get_settings)],
 ) -> InstitutionLogged:
-    """Register an institution and the public key of its tokens; logs ``institution.registered``."""
+    """Register an institution and the public key of its tokens; logs ``institution.registered``.
+
+    The institution keeps the private key; ``consent-ledger institution add`` makes a key pair,
+    registers it and writes the private key file to hand over."""
+    institution, leaf_index = institution_keys.register(
+        registry,
+        committer.append,
+        issuer=settings.token_issuer,
+        institution_id=body.id,
+        name=body.name,
+        institution_type=body.type,
+        key=_public_key(body.public_key),
+    )
+    return InstitutionLogged(**InstitutionOut.of(institution).model_dump(), leaf_index=leaf_index)
+
+
+@router.put(
+    "/institutions/{institution_id}/key",
+    responses={
+        404: _problem("No such institution"),
+        409: _problem("Deactivated, or the key is already registered"),
+    },
+)
+def rotate_institution_key(
+    institution_id: Annotated[str, Path(pattern=INSTITUTION_ID_PATTERN)],
+    body: KeyIn,
+    registry: Annotated[InstitutionRegistry, Depends(get_institutions)],
+    committer: Annotated[GroupCommitter, Depends(get_committer)],
+) -> InstitutionLogged:
+    """Replace the institution's key: tokens signed with the old one are refused from now on
+    (within a second in other workers); logs ``institution.key_rotated``."""
+    institution, leaf_index = institution_keys.rotate(
+        registry, committer.append, institution_id, _public_key(body.public_key)
+    )
+    return InstitutionLogged(**InstitutionOut.of(institution).model_dump(), leaf_index=leaf_index)
+
+
+def _public_key(sent: Ed25519Jwk | str) -> Ed25519PublicKey:
     try:
-        if isinstance(body.public_key, Ed25519Jwk):
-            key = public_key_from_jwk(body.public_key.model_dump(include={"kty", "crv", "x"}))
-        else:
-            key = public_key_from_pem(body.public_key)
+        if isinstance(sent, Ed25519Jwk):
+            return public_key_from_jwk(sent.model_dump(include={"kty", "crv", "x"}))
+        return public_key_from_pem(sent)
     except ValueError as exc:
         raise UnprocessableError(str(exc)) from exc
-    if body.id == settings.token_issuer:
-        raise ConflictError(f"{body.id!r} is the platform's own issuer name")
-    institution = registry.register(body.id, body.name, body.type, key)
-    event = {
-        "institution_id": institution.id,
-        "institution_type": institution.type.value,
-        "key_thumbprint": institution.key_thumbprint,
-    }
-    try:
-        leaf_index = committer.append("institution.registered", event)
-    except Exception:
-        registry.unregister(institution.id)  # unlogged, it must not authenticate anyone
-        raise
-    return InstitutionLogged(**InstitutionOut.of(institution).model_dump(), leaf_index=leaf_index)
 
 
 @router.get("/institutions")
