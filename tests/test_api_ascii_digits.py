@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -138,3 +140,44 @@ def test_every_integer_parameter_refuses_odd_numerals_without_a_5xx(world: World
         assert response.status_code < 500, (path, params, response.text)
 
     check()
+
+
+def raw_post_status(world: World, content_length: bytes) -> int:
+    """POST with this Content-Length, as raw ASGI: an HTTP client would not send such a
+    header (uvicorn's h11 would refuse it too, but the app does not count on its server)."""
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/consents",
+        "raw_path": b"/v1/consents",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-length", content_length), (b"content-type", b"application/json")],
+        "client": ("198.51.100.3", 1),
+        "server": ("testserver", 80),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    anyio.run(world.client.app, scope, receive, send)  # type: ignore[arg-type]
+    status: int = sent[0]["status"]
+    return status
+
+
+@pytest.mark.parametrize("declared", [b"+1", b" 1", b"1_0", b"\xd9\xa3", b"-0", b""])
+def test_a_content_length_of_other_than_ascii_digits_is_a_400(
+    world: World, declared: bytes
+) -> None:
+    assert raw_post_status(world, declared) == 400
+
+
+def test_a_content_length_of_many_digits_is_a_413_not_a_500(world: World) -> None:
+    assert raw_post_status(world, b"9" * 5000) == 413
