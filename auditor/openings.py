@@ -42,7 +42,10 @@ def fetch_openings(
         try:
             body: Any = response.json()
             for item in body["openings"]:
-                key = (str(item["consent_id"]), int(item["version"]))
+                version = item["version"]
+                if type(version) is not int:  # not int(): it reads "٣" as 3 and 3.7 as 3
+                    raise TypeError(f"version {version!r} is not a JSON integer")
+                key = (str(item["consent_id"]), version)
                 openings[key] = (str(item["guardian_authority_ends"]), bytes.fromhex(item["salt"]))
             following = body["next"]
         except (ValueError, KeyError, TypeError) as exc:

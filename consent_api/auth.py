@@ -23,7 +23,8 @@ keys were checked the same way. The issuer selects the key, and the key always c
 platform's own key file or the institution registry, never from the token.
 
 A client sends the same token with every request until it expires, so a token that verified is
-remembered (by its SHA-256, up to ``VERIFIED_TOKENS`` of them) and not verified again: its
+remembered (by its SHA-256, up to ``VERIFIED_TOKENS`` of them, the least recently used
+forgotten first, an expired one at once) and not verified again: its
 bytes, hence its signature and claims, cannot have changed. What can change is checked on every
 use all the same: its expiry against the clock, and for an institution that it is still
 registered, active, and under the key the token verified with (``InstitutionRegistry.get``, so
@@ -37,6 +38,7 @@ import binascii
 import hashlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
@@ -77,7 +79,8 @@ CLOCK_SKEW: Final = 30
 """Seconds of disagreement between clocks tolerated on ``iat``, ``nbf`` and ``exp``."""
 MAX_TOKEN_CHARS: Final = 4096
 VERIFIED_TOKENS: Final = 4096
-"""How many verified tokens an Authenticator remembers (the oldest is forgotten first)."""
+"""How many verified tokens an Authenticator remembers (the least recently used is forgotten
+first, so fresh tokens minted in bulk do not push out the ones callers keep using)."""
 
 _PLATFORM_CLAIMS: Final = ["iss", "sub", "role", "aud", "iat", "exp", "jti"]
 _INSTITUTION_CLAIMS: Final = ["iss", "sub", "aud", "iat", "exp"]
@@ -126,7 +129,7 @@ class Authenticator:
         self._residents_present: dict[str, float] = {}
         self._platform_public = platform.public_key
         self._platform_kid = platform.key_id
-        self._verified: dict[bytes, _Verified] = {}
+        self._verified: OrderedDict[bytes, _Verified] = OrderedDict()
         self._verified_lock = threading.Lock()
 
     def remembered(self, token: str) -> Principal | None:
@@ -134,29 +137,48 @@ class Authenticator:
         (None: ask ``authenticate``)."""
         if len(token) > MAX_TOKEN_CHARS:
             return None
-        remembered = self._verified.get(hashlib.sha256(token.encode()).digest())
+        digest = hashlib.sha256(token.encode()).digest()
+        remembered = self._recall(digest)
         if remembered is None:
             return None
-        return self._still_valid(remembered, self.institutions.cached, read=False)
+        principal = self._still_valid(remembered, self.institutions.cached, read=False)
+        if principal is None and self._expired(remembered):
+            self._forget(digest)
+        return principal
 
     def authenticate(self, token: str) -> Principal:
         if len(token) > MAX_TOKEN_CHARS:
             raise InvalidTokenError(f"the token is longer than {MAX_TOKEN_CHARS} characters")
         digest = hashlib.sha256(token.encode()).digest()
-        remembered = self._verified.get(digest)
+        remembered = self._recall(digest)
         if remembered is not None:
             principal = self._still_valid(remembered, self.institutions.get, read=True)
             if principal is not None:
                 return principal
-            with self._verified_lock:
-                self._verified.pop(digest, None)
+            self._forget(digest)
         # Not seen, or no longer valid: verify in full, which says why a token is refused.
         verified = self._verify_token(token)
         with self._verified_lock:
-            if len(self._verified) >= VERIFIED_TOKENS:
-                self._verified.pop(next(iter(self._verified)))
             self._verified[digest] = verified
+            self._verified.move_to_end(digest)
+            while len(self._verified) > VERIFIED_TOKENS:
+                self._verified.popitem(last=False)
         return verified.principal
+
+    def _recall(self, digest: bytes) -> _Verified | None:
+        """A remembered token, now the most recently used (so kept longest)."""
+        with self._verified_lock:
+            remembered = self._verified.get(digest)
+            if remembered is not None:
+                self._verified.move_to_end(digest)
+            return remembered
+
+    def _forget(self, digest: bytes) -> None:
+        with self._verified_lock:
+            self._verified.pop(digest, None)
+
+    def _expired(self, verified: _Verified) -> bool:
+        return verified.expires_at <= time.time() - self.leeway
 
     def forget_resident(self, subject: str) -> None:
         """``subject`` was just erased: their tokens stop working now."""
@@ -185,7 +207,7 @@ class Authenticator:
         read: bool,
     ) -> Principal | None:
         """The principal of a token verified before, if it still holds now (PyJWT's rules)."""
-        if verified.expires_at <= time.time() - self.leeway:
+        if self._expired(verified):
             return None
         if verified.principal.role is Role.RESIDENT:
             present = self._resident_present(verified.principal.id, read=read)
@@ -354,6 +376,9 @@ async def current_principal(
     """
     if credentials is None:
         raise UnauthorizedError("send a token as: Authorization: Bearer <JWT>")
+    refused = getattr(request.state, "token_refused", None)  # by ``throttle.limit_caller``
+    if refused is not None and refused[0] == credentials.credentials:
+        raise refused[1]
     # Read here rather than as a dependency of its own: every request resolves this one, and
     # each dependency FastAPI resolves costs more than the lookup.
     authenticator = await get_authenticator(request)

@@ -8,6 +8,12 @@ thing only, so ``StrictJson`` reads every body FastAPI would parse as JSON (no c
 document naming what it refused; a body that is not JSON at all passes on, for the route's
 own 422. Nesting is bounded too (``MAX_JSON_DEPTH``), so no body reaches a recursive reader
 deep enough to exhaust its stack.
+
+A JSON body must be UTF-8 without a byte order mark (RFC 8259 section 8.1): one with a BOM, one
+that is not UTF-8 (UTF-16 or UTF-32, surrogate bytes) and one holding a NUL byte (which JSON
+text never holds, and ``json.loads`` on bytes takes as the sign of UTF-16 or UTF-32) is refused
+(``not-utf8``) rather than passed on, since the route's reader would detect its encoding and
+read it leniently. What passes on is exactly the text judged here.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from .errors import send_answer
 
 _TITLE: Final = "The body is not one unambiguous JSON value"
 
+_BOM: Final = b"\xef\xbb\xbf"
 MAX_JSON_DEPTH: Final = 64
 """Deepest nesting of arrays and objects in a request body (a deepest consent needs ~30)."""
 
@@ -38,9 +45,10 @@ def strict_loads(body: bytes) -> object:
     """``body`` as JSON, refusing duplicate keys, non-finite numbers, depth beyond
     ``MAX_JSON_DEPTH``, and strings no UTF-8 store can keep (``JsonRefused``).
 
-    A body that is not JSON raises ``json.JSONDecodeError`` (or ``UnicodeDecodeError``).
+    A body not in BOM-less UTF-8 is refused too; one that is UTF-8 but not JSON raises
+    ``json.JSONDecodeError``.
     """
-    text = body.decode("utf-8")
+    text = _utf8_text(body)
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except (JsonRefused, json.JSONDecodeError):
@@ -51,6 +59,19 @@ def strict_loads(body: bytes) -> object:
         raise JsonRefused("bad-json", f"the body cannot be read: {error}") from error
     _check_tree(value)
     return value
+
+
+def _utf8_text(body: bytes) -> str:
+    if body.startswith(_BOM):
+        raise JsonRefused("not-utf8", "the body starts with a byte order mark: send UTF-8 without")
+    if b"\x00" in body:
+        raise JsonRefused("not-utf8", "the body holds a NUL byte: JSON is sent in UTF-8 only")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise JsonRefused(
+            "not-utf8", f"the body is not UTF-8 (byte {error.start}): JSON is sent in UTF-8 only"
+        ) from error
 
 
 def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -131,7 +152,7 @@ class StrictJson:
             except JsonRefused as refused:
                 await send_answer(scope, receive, send, 422, refused.slug, _TITLE, refused.detail)
                 return
-            except ValueError:  # not JSON: the route says so in its own words
+            except json.JSONDecodeError:  # UTF-8, not JSON: the route says so in its own words
                 pass
         replayed: Message = {"type": "http.request", "body": body, "more_body": False}
         await self.app(scope, _replay([replayed], receive), send)

@@ -2,7 +2,10 @@
 
 Every request is counted against its caller: the principal its bearer token names (a resident,
 an institution, a regulator or an admin), or for a request without a valid token the peer
-address. A caller may have ``caller_concurrency`` requests in flight and spends one token of a
+address. A token the service has not verified before is paid for by the peer (a token of its
+bucket and a request slot) before it is verified, so that a flood of fresh junk tokens costs
+at most the peer's burst in verifications; one that verifies then counts against its principal.
+A caller may have ``caller_concurrency`` requests in flight and spends one token of a
 bucket of ``caller_burst`` refilled at ``caller_rate`` per second; past either the answer is 429
 with ``Retry-After`` and a problem body, before any work. Heavy reads (a page of access
 history with its receipts) are admitted ``history_per_caller`` at a time per caller on top.
@@ -19,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
 import anyio
@@ -29,6 +32,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .errors import ApiError, TooManyRequestsError, answer
 from .paging import DEFAULT_LIMIT, MAX_LIMIT
 from .settings import ApiSettings
+
+if TYPE_CHECKING:
+    from .auth import Principal
 
 REMEMBERED_CALLERS: Final = 10_000
 """Idle callers with full buckets are forgotten past this many."""
@@ -177,42 +183,83 @@ def get_pools(request: Request) -> Pools:
     return pools
 
 
+def _peer_key(request: Request) -> str:
+    return f"peer:{request.client.host if request.client else '-'}"
+
+
+def _principal_key(principal: Principal) -> str:
+    return f"{principal.role}:{principal.id}"
+
+
+def _bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
+
+
 async def caller_key(request: Request) -> str:
-    """Who the request counts against: the principal of a valid bearer token, else the peer."""
+    """Who the request counts against: the principal of a valid bearer token, else the peer.
+
+    Set by ``limit_caller`` (or ``CallerGate``) before any route runs; this never verifies a
+    token itself.
+    """
     known: str | None = getattr(request.state, "caller", None)
     if known is not None:
         return known
-    key = f"peer:{request.client.host if request.client else '-'}"
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token:
-        authenticator = request.app.state.authenticator
-        principal = authenticator.remembered(token)
-        if principal is None:
-            try:
-                principal = await anyio.to_thread.run_sync(
-                    authenticator.authenticate, token, limiter=get_pools(request).auth
-                )
-            except ApiError:  # the route's own check answers 401, saying why
-                principal = None
-        if principal is not None:
-            key = f"{principal.role}:{principal.id}"
-    request.state.caller = key
-    return key
+    token = _bearer_token(request)
+    principal = None if token is None else request.app.state.authenticator.remembered(token)
+    return _peer_key(request) if principal is None else _principal_key(principal)
+
+
+async def _checked(request: Request, token: str) -> Principal | None:
+    """The principal of a token not seen before, verified on the auth threads (None if it is
+    refused: the route's own check answers 401 with the reason kept here, not verified twice)."""
+    authenticator = request.app.state.authenticator
+    try:
+        principal: Principal = await anyio.to_thread.run_sync(
+            authenticator.authenticate, token, limiter=get_pools(request).auth
+        )
+    except ApiError as refused:
+        request.state.token_refused = (token, refused)
+        return None
+    return principal
+
+
+async def _admit(limiter: CallerLimiter, key: str, held: ExitStack) -> None:
+    """``key``'s slot and token, held by ``held``; a refusal is held back before it is raised."""
+    try:
+        held.enter_context(limiter.admit(key))
+    except TooManyRequestsError as refused:
+        await limiter.hold_back(refused)
+        raise
 
 
 async def limit_caller(request: Request) -> AsyncIterator[None]:
-    """The app-wide dependency: admit the request against its caller's limits, or 429."""
+    """The app-wide dependency: admit the request against its caller's limits, or 429.
+
+    A token verified before counts against its principal at once. A token not seen before
+    counts against the peer first, its bucket and a request slot, so that a flood of fresh
+    tokens is refused before it costs a verification each; only a token that verifies moves
+    the request on to its principal's limits.
+    """
     if getattr(request.state, "caller_admitted", False):  # by ``CallerGate``, already
         yield
         return
     limiter: CallerLimiter = request.app.state.caller_limiter
-    key = await caller_key(request)
+    token = _bearer_token(request)
+    principal = None if token is None else request.app.state.authenticator.remembered(token)
+    if principal is None:
+        peer = _peer_key(request)
+        with ExitStack() as at_peer:
+            await _admit(limiter, peer, at_peer)
+            if token is not None:
+                principal = await _checked(request, token)
+            if principal is None:
+                request.state.caller = peer
+                yield
+                return
+    request.state.caller = _principal_key(principal)
     with ExitStack() as held:
-        try:
-            held.enter_context(limiter.admit(key))
-        except TooManyRequestsError as refused:
-            await limiter.hold_back(refused)
-            raise
+        await _admit(limiter, request.state.caller, held)
         yield
 
 

@@ -214,7 +214,7 @@ class Witnessing:
             reply, code, content_type = self._post(witness, (body + checkpoint.note).encode())
             if code == 409 and content_type.startswith("text/x.tlog.size"):
                 text = reply.decode("ascii", "replace").strip()
-                if not text.isdigit():
+                if not (text.isascii() and text.isdigit()):  # not "²", which int() refuses
                     raise _Unavailable(f"409 with an unreadable size {text[:40]!r}")
                 status.known_size = int(text)
                 continue

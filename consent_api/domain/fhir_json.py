@@ -9,6 +9,7 @@ slip through a reader unnoticed; ``Blockers`` gathers such refusals across a who
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Final, TypeVar
@@ -150,6 +151,9 @@ def parse_instant(value: str, path: str, *, zone: tzinfo, end: bool) -> datetime
             if parsed.utcoffset() is None:
                 raise ValueError("no time zone")
             return parsed
+        # FHIR's partial dates are ASCII digits; ``int`` would also take "٢٠٢٠", "+2020", " 1".
+        if not re.fullmatch(r"[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?", value):
+            raise ValueError("not YYYY, YYYY-MM or YYYY-MM-DD")
         parts = value.split("-")
         year = int(parts[0])
         month = int(parts[1]) if len(parts) > 1 else (12 if end else 1)

@@ -34,6 +34,7 @@ Mapping (the reverse of ``fhir.consent_to_fhir``):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime, tzinfo
 from functools import partial
@@ -193,7 +194,7 @@ class Reader:
         meta.done()
         if value is None:
             return 1
-        if not value.isdigit() or int(value) < 1:
+        if not re.fullmatch(r"[0-9]{1,18}", value) or int(value) < 1:
             raise meta.unsupported("versionId", "the version must be a positive integer")
         return int(value)
 

@@ -9,6 +9,7 @@ consents said. Search parameters are those of the CapabilityStatement, each appl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Final
@@ -32,6 +33,7 @@ from .history import subject_for
 router = APIRouter(prefix="/fhir", tags=["fhir"], responses=AUTH_RESPONSES)
 
 FHIR_JSON = "application/fhir+json"
+_DIGITS: Final = re.compile(r"[0-9]+")
 KINDS: Final = ("access.decided", "access.released", "access.refused")
 BREAK_THE_GLASS = {"system": V3_ACT_REASON, "code": "BTG", "display": "break the glass"}
 SCAN: Final = 1000
@@ -84,7 +86,7 @@ def read_audit_event(
 ) -> JSONResponse:
     """One AuditEvent by id (``leaf-<leaf index>``), for whom it is about or a regulator."""
     number = event_id.removeprefix("leaf-")
-    if not event_id.startswith("leaf-") or not number.isdigit() or len(number) > 18:
+    if not event_id.startswith("leaf-") or not _DIGITS.fullmatch(number) or len(number) > 18:
         raise NotFoundError(f"no AuditEvent {event_id}")
     found = service.records.access_page(kinds=KINDS, after=int(number) - 1, limit=1)
     if not found or found[0][0] != int(number):

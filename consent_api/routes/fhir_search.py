@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ from ..paging import public_base
 DEFAULT_COUNT: Final = 100
 MAX_COUNT: Final = 1000
 CURSOR: Final = "_cursor"
+_DIGITS: Final = re.compile(r"[0-9]+")
+"""ASCII digits only: ``str.isdigit`` takes "²", which ``int`` then refuses."""
 PAGING: Final = frozenset({"_count", CURSOR})
 DATE_PREFIXES: Final = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
 ParamType = Literal["reference", "token", "date", "number"]
@@ -149,7 +152,7 @@ class Search:
         raw = self.one("_count")
         if raw is None:
             return DEFAULT_COUNT
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_COUNT:
+        if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_COUNT:
             raise BadSearchError(f"_count must be 1 to {MAX_COUNT}", path="_count")
         return int(raw)
 
@@ -168,7 +171,7 @@ def _decode_cursor(raw: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     prefix, _, number = text.partition(":")
-    if prefix != "after" or not number.isdigit() or len(number) > 19:
+    if prefix != "after" or not _DIGITS.fullmatch(number) or len(number) > 19:
         raise BadSearchError("_cursor is not one this server wrote", path=CURSOR)
     return int(number)
 
