@@ -1,0 +1,174 @@
+"""Rows deleted from the projection by hand, in the real database (SQLite file or PostgreSQL
+schema): a consent version missing (a revocation, say) is refused on the decision path and on
+every page, logged and counted in ``GET /v1/health``, never read as the earlier consent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from consent_api.app import create_app
+from consent_api.settings import ApiSettings
+from tests.api_helpers import api_settings, resident
+from tests.test_api_access import CONSENT_RULES, World, assert_problem, make_world
+from tests.test_api_projection_integrity import health, refused, sql
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> ApiSettings:
+    return api_settings(tmp_path, db_url)
+
+
+@pytest.fixture
+def world(settings: ApiSettings) -> Iterator[World]:
+    with TestClient(create_app(settings)) as client:
+        yield make_world(client)
+
+
+def revoke(world: World) -> int:
+    response = world.client.delete(
+        f"/v1/consents/{world.consent_id}", headers=resident(world.client, world.subject)
+    )
+    assert response.status_code == 200, response.text
+    leaf_index: int = response.json()["leaf_index"]
+    return leaf_index
+
+
+def narrow(world: World, *categories: str) -> int:
+    rules = {**CONSENT_RULES, "categories": list(categories or ["lab-results"])}
+    response = world.client.put(
+        f"/v1/consents/{world.consent_id}",
+        json=rules,
+        headers=resident(world.client, world.subject),
+    )
+    assert response.status_code == 200, response.text
+    leaf_index: int = response.json()["leaf_index"]
+    return leaf_index
+
+
+def delete_consent_row(settings: ApiSettings, leaf_index: int) -> None:
+    sql(settings, "DELETE FROM consent_record WHERE leaf_index = :i", i=leaf_index)
+
+
+def head_of(settings: ApiSettings, subject: str) -> tuple[int, int]:
+    [(leaf_index, versions)] = sql(
+        settings, "SELECT leaf_index, versions FROM consent_head WHERE subject = :s", s=subject
+    )
+    return int(leaf_index), int(versions)
+
+
+def refused_everywhere(world: World, leaf_index: int) -> None:
+    """The decision, the resident's list and the consent's page all refuse: none shows the
+    consent as it was before its missing version."""
+    refused(world, world.request(), leaf_index, "consent_record")
+    own = resident(world.client, world.subject)
+    refused(world, world.client.get("/v1/consents", headers=own), leaf_index, "consent_record")
+    page = world.client.get(f"/v1/consents/{world.consent_id}", headers=own)
+    refused(world, page, leaf_index, "consent_record")
+
+
+def test_a_deleted_revocation_does_not_bring_the_consent_back(
+    world: World, settings: ApiSettings
+) -> None:
+    world.permit()
+    revoked = revoke(world)
+    assert world.request().json()["decision"] == "deny"
+    before = health(world)["integrity"]["mismatches"]
+    delete_consent_row(settings, revoked)
+    refused_everywhere(world, revoked)
+    assert health(world)["integrity"]["mismatches"] > before
+
+
+def test_a_deleted_revocation_is_refused_by_a_fresh_process_from_the_head(
+    world: World, settings: ApiSettings
+) -> None:
+    """Deleted while the service was down: the head row, not memory, says it is missing."""
+    revoked = revoke(world)
+    with TestClient(create_app(settings)) as client:
+        delete_consent_row(settings, revoked)
+        fresh = World(**{**world.__dict__, "client": client})
+        fresh.client.app.dependency_overrides.update(  # type: ignore[attr-defined]
+            world.client.app.dependency_overrides  # type: ignore[attr-defined]
+        )
+        refused_everywhere(fresh, revoked)
+        assert "the head names leaf" in health(fresh)["integrity"]["last_mismatch"]["reason"]
+
+
+def test_a_deleted_middle_version_is_refused(world: World, settings: ApiSettings) -> None:
+    narrowed = narrow(world, "lab-results", "imaging")
+    newest = narrow(world)
+    delete_consent_row(settings, narrowed)
+    refused(world, world.request(), newest, "consent_record")
+
+
+def test_a_deleted_revocation_with_its_head_edited_to_match_is_refused_by_the_running_process(
+    world: World, settings: ApiSettings
+) -> None:
+    revoked = revoke(world)
+    world.request()  # the process reads (and remembers) the subject's head
+    leaf_index, versions = head_of(settings, world.subject)
+    assert leaf_index == revoked
+    delete_consent_row(settings, revoked)
+    sql(
+        settings,
+        "UPDATE consent_head SET leaf_index = :l, versions = :v WHERE subject = :s",
+        l=world.consent_leaf,
+        v=versions - 1,
+        s=world.subject,
+    )
+    refused(world, world.request(), revoked, "consent_record")
+    assert "this process saw" in health(world)["integrity"]["last_mismatch"]["reason"]
+
+
+def test_a_deleted_head_is_refused(world: World, settings: ApiSettings) -> None:
+    with TestClient(create_app(settings)) as client:  # a process that remembers nothing
+        sql(settings, "DELETE FROM consent_head WHERE subject = :s", s=world.subject)
+        fresh = World(**{**world.__dict__, "client": client})
+        client.app.dependency_overrides.update(  # type: ignore[attr-defined]
+            world.client.app.dependency_overrides  # type: ignore[attr-defined]
+        )
+        refused(fresh, fresh.request(), world.consent_leaf, "consent_record")
+
+
+def test_heads_missing_from_an_older_projection_are_built_from_the_log_at_start(
+    world: World, settings: ApiSettings
+) -> None:
+    """A database projected before heads existed (version 2): the start-up replay builds them
+    from the log, after which a deleted revocation is caught as on a new database."""
+    narrow(world)
+    revoked = revoke(world)
+    sql(settings, "DELETE FROM consent_head")
+    sql(settings, "UPDATE log_meta SET value = '2' WHERE name = 'projection:version'")
+    with TestClient(create_app(settings)) as client:
+        assert head_of(settings, world.subject) == (revoked, 3)
+        fresh = World(**{**world.__dict__, "client": client})
+        client.app.dependency_overrides.update(  # type: ignore[attr-defined]
+            world.client.app.dependency_overrides  # type: ignore[attr-defined]
+        )
+        assert fresh.request().json()["decision"] == "deny"
+        assert health(fresh)["integrity"]["mismatches"] == 0
+        delete_consent_row(settings, revoked)
+        refused(fresh, fresh.request(), revoked, "consent_record")
+
+
+def test_untouched_heads_let_every_read_through(world: World, settings: ApiSettings) -> None:
+    narrow(world)
+    world.permit(purpose="treatment")
+    revoke(world)
+    own = resident(world.client, world.subject)
+    assert world.request().json()["decision"] == "deny"
+    listed = world.client.get("/v1/consents", headers=own)
+    assert listed.status_code == 200, listed.text
+    assert [item["consent"]["status"] for item in listed.json()] == ["revoked"]
+    assert head_of(settings, world.subject)[1] == 3
+    assert health(world)["ok"] is True
+
+
+def test_the_problem_is_a_storage_integrity_one(world: World, settings: ApiSettings) -> None:
+    revoked = revoke(world)
+    delete_consent_row(settings, revoked)
+    problem = assert_problem(world.request(), 503, "storage-integrity")
+    assert "missing" in problem["detail"]
