@@ -57,9 +57,21 @@ class ConsentHead(SQLModel, table=True):
     versions: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class AccessHead(SQLModel, table=True):
+    """Per scope (``subject:``, ``requester:`` or ``holder:`` and the id), the newest access
+    leaf projected and how many access events it has: written with each access row (``heads``)."""
+
+    __tablename__ = "access_head"
+
+    scope: str = Field(primary_key=True)
+    leaf_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    events: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 CONSENT = ConsentRecord.__table__  # type: ignore[attr-defined]
 ACCESS = AccessRecord.__table__  # type: ignore[attr-defined]
 CONSENT_HEAD = ConsentHead.__table__  # type: ignore[attr-defined]
+ACCESS_HEAD = AccessHead.__table__  # type: ignore[attr-defined]
 # Each list's filter column first, then leaf_index: one range scan per page (created on open,
 # also on a database projected before they existed).
 INDEXES = (

@@ -40,6 +40,7 @@ from ledger.events import decode_leaf
 from ledger.log import Ledger
 from ledger.store import LedgerStore
 
+from .access_heads import access_head_upsert, check_scopes, head_rows, scopes_of
 from .cases import (
     BREAKGLASS_CASE,
     JUSTIFY_CASE,
@@ -52,6 +53,7 @@ from .domain.consent import Consent
 from .heads import HISTORY, HISTORY_SQL, ConsentHeads, head_upsert, split_history
 from .integrity import LoggedConsent, Mismatch, ProjectionVerifier, Row
 from .projection_tables import ACCESS as _ACCESS
+from .projection_tables import ACCESS_HEAD as _ACCESS_HEAD
 from .projection_tables import CONSENT as _CONSENT
 from .projection_tables import CONSENT_HEAD as _CONSENT_HEAD
 from .projection_tables import CONSENT_KINDS, INDEXES, event_row
@@ -101,6 +103,7 @@ class Records:
             for table in (_CONSENT, _ACCESS, BREAKGLASS_CASE)
         }
         self._head = head_upsert(insert)
+        self._access_head = access_head_upsert(insert)
 
     @classmethod
     def open(
@@ -112,7 +115,8 @@ class Records:
         """``restore_consent`` turns a consent as logged back into the full consent (it puts
         back what the leaf holds only a commitment to), or None to leave it unprojected;
         ``logged_consent`` is its inverse, used to check a projected consent against its leaf."""
-        store.create_schema(extra_tables=[_CONSENT, _ACCESS, BREAKGLASS_CASE, _CONSENT_HEAD])
+        tables = [_CONSENT, _ACCESS, BREAKGLASS_CASE, _CONSENT_HEAD, _ACCESS_HEAD]
+        store.create_schema(extra_tables=tables)
         with store.write() as conn:
             for index in INDEXES:
                 index.create(conn, checkfirst=True)
@@ -161,17 +165,21 @@ class Records:
                 (statement, {**row, "leaf_index": index}),
                 (head, {"subject": row["subject"], "leaf_index": index, "versions": 1}),
             ]
+        heads = self._access_head
+
+        def access(index: int) -> list[tuple[Any, dict[str, Any]]]:
+            return [(statement, {**row, "leaf_index": index})] + [
+                (heads, parameters) for parameters in head_rows(row, index)
+            ]
+
         case = case_row(kind, data)
         if case is None:
-            return lambda index: [(statement, {**row, "leaf_index": index})]
+            return access
         if kind == "access.decided":
             cases = self._inserts[BREAKGLASS_CASE.name]
-            return lambda index: [
-                (statement, {**row, "leaf_index": index}),
-                (cases, {**case, "decision_leaf_index": index}),
-            ]
+            return lambda index: [*access(index), (cases, {**case, "decision_leaf_index": index})]
         return lambda index: [
-            (statement, {**row, "leaf_index": index}),
+            *access(index),
             (JUSTIFY_CASE, {**case, "justification_leaf_index": index}),
         ]
 
@@ -296,6 +304,7 @@ class Records:
             query = query.where(_ACCESS.c.request_id == request_id)
         with self.store.read() as conn:
             rows = conn.execute(query.order_by(_ACCESS.c.leaf_index)).all()
+            check_scopes(self.integrity, conn, scopes_of(subject, party))
         return self._access(
             rows,
             lambda event: (
@@ -342,6 +351,7 @@ class Records:
             for scan in scans:
                 for row in conn.execute(scan.order_by(_ACCESS.c.leaf_index).limit(limit)):
                     found[int(row[0])] = row
+            check_scopes(self.integrity, conn, scopes_of(subject, party))
         return self._access(
             [found[leaf] for leaf in sorted(found)[:limit]],
             lambda event: (
@@ -356,6 +366,7 @@ class Records:
             _ACCESS.c.subject == subject, _ACCESS.c.kind.in_(sorted(set(kinds)))
         )
         with self.store.read() as conn:
+            check_scopes(self.integrity, conn, scopes_of(subject, None))
             return int(conn.execute(query).scalar_one())
 
     def access_of_requests(

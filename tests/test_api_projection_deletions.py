@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from auditor.findings import FindingCode
+from auditor.replay import Replay
+from auditor.replay_state import ReplayState
 from consent_api.app import create_app
 from consent_api.settings import ApiSettings
 from tests.api_helpers import api_settings, resident
 from tests.test_api_access import CONSENT_RULES, World, assert_problem, make_world
+from tests.test_api_access_breakglass import regulator
 from tests.test_api_projection_integrity import health, refused, sql
 
 
@@ -172,3 +176,86 @@ def test_the_problem_is_a_storage_integrity_one(world: World, settings: ApiSetti
     delete_consent_row(settings, revoked)
     problem = assert_problem(world.request(), 503, "storage-integrity")
     assert "missing" in problem["detail"]
+
+
+def test_rows_and_head_both_edited_before_a_restart_get_past_the_service_not_the_auditor(
+    settings: ApiSettings,
+) -> None:
+    """The limit, stated: a revocation row deleted and the head edited to match while the
+    service is down (after a clean shutdown, so the start-up replay does not put the row back)
+    leave a true projection of an earlier log, and a new process has nothing to hold it to. The
+    permit it then logs relies on the superseded version, and the auditor's replay of the log
+    (which has the revocation) flags it as uncovered."""
+    with TestClient(create_app(settings)) as client:
+        world = make_world(client)
+        revoked = revoke(world)
+        overrides = dict(client.app.dependency_overrides)  # type: ignore[attr-defined]
+    _, versions = head_of(settings, world.subject)
+    delete_consent_row(settings, revoked)
+    sql(
+        settings,
+        "UPDATE consent_head SET leaf_index = :l, versions = :v WHERE subject = :s",
+        l=world.consent_leaf,
+        v=versions - 1,
+        s=world.subject,
+    )
+    with TestClient(create_app(settings)) as client:
+        client.app.dependency_overrides.update(overrides)  # type: ignore[attr-defined]
+        fresh = World(**{**world.__dict__, "client": client})
+        permit = fresh.permit()
+        assert health(fresh)["ok"] is True  # the service cannot tell
+    assert permit["relied_on"] == [
+        {"consent_id": world.consent_id, "leaf_index": world.consent_leaf}
+    ]
+    replay = Replay(ReplayState(), None)
+    for index, (data,) in enumerate(
+        sql(settings, "SELECT leaf_data FROM leaf ORDER BY leaf_index")
+    ):
+        replay.apply(index, bytes(data))
+    flagged = [(code, leaves) for code, _, leaves in replay.state.findings]
+    assert flagged == [(FindingCode.UNCOVERED_PERMIT, (permit["leaf_index"],))]
+
+
+# -- access rows ----------------------------------------------------------------------------------
+
+
+def test_a_deleted_decision_is_not_silently_left_out_of_any_list(
+    world: World, settings: ApiSettings
+) -> None:
+    """A decision deleted from the projection: the resident's history, the institution's own
+    list and the regulator's lists by subject or institution refuse rather than show less (a
+    shorter page looks complete to its reader: a refusal is the only honest answer)."""
+    first = world.permit()
+    second = world.request(purpose="research").json()
+    sql(settings, "DELETE FROM access_record WHERE leaf_index = :i", i=first["leaf_index"])
+    newest = second["leaf_index"]
+    mine = world.client.get("/v1/me/access-history", headers=resident(world.client, world.subject))
+    refused(world, mine, newest, "access_record")
+    theirs = world.client.get("/v1/access-requests", headers=world.east.headers())
+    refused(world, theirs, newest, "access_record")
+    by_subject = world.client.get(
+        "/v1/access-requests", params={"subject": world.subject}, headers=regulator(world)
+    )
+    refused(world, by_subject, newest, "access_record")
+    by_party = world.client.get(
+        "/v1/access-requests", params={"institution": "h-west"}, headers=regulator(world)
+    )
+    refused(world, by_party, newest, "access_record")
+    audit = world.client.get(f"/fhir/AuditEvent?patient={world.subject}", headers=regulator(world))
+    assert audit.status_code == 503, audit.text
+    assert "an access row is missing" in health(world)["integrity"]["last_mismatch"]["reason"]
+
+
+def test_untouched_access_heads_let_every_list_through(world: World, settings: ApiSettings) -> None:
+    world.permit()
+    world.request(purpose="research")
+    mine = world.client.get("/v1/me/access-history", headers=resident(world.client, world.subject))
+    assert mine.status_code == 200, mine.text
+    theirs = world.client.get("/v1/access-requests", headers=world.east.headers())
+    assert theirs.status_code == 200, theirs.text
+    assert len(theirs.json()) == 2
+    [(events,)] = sql(
+        settings, "SELECT events FROM access_head WHERE scope = :s", s=f"subject:{world.subject}"
+    )
+    assert events >= 2
+    assert health(world)["ok"] is True
