@@ -21,10 +21,10 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Executable, text
+from sqlalchemy import Connection, Executable, delete, func, insert, select, text
 
 from .integrity import Mismatch, ProjectionVerifier
-from .projection_tables import CONSENT_HEAD
+from .projection_tables import CONSENT, CONSENT_HEAD
 
 REMEMBERED_SUBJECTS: Final = 200_000
 """How many subjects' newest consent leaf a process remembers (the oldest noted is dropped)."""
@@ -71,6 +71,19 @@ def head_upsert(insert: Any) -> Executable:
     return upsert
 
 
+def rebuild_head(conn: Connection, subject: str) -> None:
+    """Set ``subject``'s head from their rows, in ``conn``'s transaction: only for the service's
+    own removal of rows (an erased child's guardian consents, which a replay would not project
+    either), never to make a read pass."""
+    conn.execute(delete(CONSENT_HEAD).where(CONSENT_HEAD.c.subject == subject))
+    rows = select(func.max(CONSENT.c.leaf_index), func.count()).where(CONSENT.c.subject == subject)
+    newest, versions = conn.execute(rows).one()
+    if versions:
+        conn.execute(
+            insert(CONSENT_HEAD).values(subject=subject, leaf_index=newest, versions=versions)
+        )
+
+
 class ConsentHeads:
     """Holds each read of a subject's consent rows to the subject's head and to this process's
     memory of it; a shortfall is refused through ``integrity`` (logged, counted)."""
@@ -96,6 +109,11 @@ class ConsentHeads:
                 self._remember(
                     subject, (max(leaf_index, known[0]), known[1] + 1 if newer else known[1])
                 )
+
+    def forget(self, subject: str) -> None:
+        """Forget ``subject`` (the service removed rows of theirs: ``rebuild_head``)."""
+        with self._lock:
+            self._seen.pop(subject, None)
 
     def check(
         self, subject: str, leaves: Sequence[int], head: Head, known: tuple[int, int] | None

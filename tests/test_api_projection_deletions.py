@@ -5,6 +5,7 @@ every page, logged and counted in ``GET /v1/health``, never read as the earlier 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,9 @@ from auditor.findings import FindingCode
 from auditor.replay import Replay
 from auditor.replay_state import ReplayState
 from consent_api.app import create_app
+from consent_api.projection_check import verify_projection
 from consent_api.settings import ApiSettings
-from tests.api_helpers import api_settings, resident
+from tests.api_helpers import admin, api_settings, register_resident, resident, state
 from tests.test_api_access import CONSENT_RULES, World, assert_problem, make_world
 from tests.test_api_access_breakglass import regulator
 from tests.test_api_projection_integrity import health, refused, sql
@@ -258,4 +260,27 @@ def test_untouched_access_heads_let_every_list_through(world: World, settings: A
         settings, "SELECT events FROM access_head WHERE scope = :s", s=f"subject:{world.subject}"
     )
     assert events >= 2
+    assert health(world)["ok"] is True
+
+
+def test_an_erased_childs_consents_removed_by_the_service_move_the_head_with_them(
+    world: World,
+) -> None:
+    """Erasing a child removes their guardian consent rows (their lapse date would tell the
+    birth date): the service's own removal moves the head too, so neither this process, a
+    later read nor the scrub takes it for a deletion."""
+    client = world.client
+    parent = register_resident(client, "NAT-PARENT-H", birth_date=date(1980, 1, 1))
+    child = register_resident(
+        client, "NAT-CHILD-H", birth_date=date(2016, 7, 19), guardians=(parent,)
+    )
+    rules = {**CONSENT_RULES, "subject": child}
+    granted = client.post("/v1/consents", json=rules, headers=resident(client, parent))
+    assert granted.status_code == 201, granted.text
+    assert world.request(subject=child).json()["decision"] == "permit"  # remembered
+    assert client.delete(f"/v1/admin/residents/{child}", headers=admin(client)).status_code == 200
+    assert world.request().json()["decision"] == "permit"
+    records, ledger = state(client, "records"), state(client, "ledger")
+    assert records.consent_history(child) == []
+    assert verify_projection(records, ledger) == []
     assert health(world)["ok"] is True
