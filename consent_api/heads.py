@@ -11,8 +11,10 @@ leaf and found about that subject.
 
 A process also remembers, per subject (bounded), the newest leaf and count it projected or
 verified, so a row deleted under a running service is caught even if the head is edited to
-match. What neither catches: rows and head both edited, and the service restarted (or the
-subject forgotten) since; the auditor's replay of the log catches that, after the fact.
+match (but not a subject's every row and head deleted: that is what erasing a child leaves,
+maybe seen from another worker, and it permits nothing). What neither catches: rows and head
+both edited, and the service restarted (or the subject forgotten) since; the auditor's replay
+of the log catches that, after the fact.
 """
 
 from __future__ import annotations
@@ -135,7 +137,11 @@ class ConsentHeads:
                 self._refuse(
                     head_leaf, f"the head counts {versions} versions, {len(leaves)} rows are left"
                 )
-        if known is not None and (newest < known[0] or len(leaves) < known[1]):
+        # Nothing left and no head is what erasing a child leaves (``rebuild_head``, maybe in
+        # another worker), and it permits nothing: only a shortfall that leaves some consent
+        # is held to memory.
+        gone = head is None and not leaves
+        if known is not None and not gone and (newest < known[0] or len(leaves) < known[1]):
             self._refuse(
                 known[0],
                 f"this process saw leaf {known[0]} and {known[1]} versions; the rows and head "
