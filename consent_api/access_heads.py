@@ -11,8 +11,10 @@ page's filters, so a row missing anywhere in the scope refuses every page of it:
 silently shows less is the harm, and the resident or regulator cannot tell a short page from
 a complete one.
 
-Rows and heads both edited to match get past this (the auditor's replay of the log still sees
-every access event); a list with neither a subject nor an institution is not held to a head.
+The break-glass cases (``cases``) have one head of their own (``breakglass-cases``), so the
+review is refused when a case row is missing. Rows and heads both edited to match get past
+this (the auditor's replay of the log still sees every access event); a list with neither a
+subject nor an institution is not held to a head.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Executable, func, select
 
+from .cases import BREAKGLASS_CASE
 from .integrity import Mismatch, ProjectionVerifier
 from .projection_tables import ACCESS, ACCESS_HEAD
 
 SCOPES = ("subject", "requester", "holder")
+CASES = "breakglass-cases"
+"""The scope of the break-glass cases' head: one for the whole (small) table of cases."""
 
 
 def access_head_upsert(insert: Any) -> Executable:
@@ -54,6 +59,18 @@ def scopes_of(subject: str | None, party: str | None) -> list[tuple[str, str]]:
     return scopes + ([] if party is None else [("requester", party), ("holder", party)])
 
 
+def check_cases(integrity: ProjectionVerifier, conn: Connection) -> None:
+    """Raise unless the break-glass cases number and end as their head says."""
+    head = ACCESS_HEAD.c.scope == CASES
+    check = select(
+        select(func.count()).select_from(BREAKGLASS_CASE).scalar_subquery(),
+        select(func.max(BREAKGLASS_CASE.c.decision_leaf_index)).scalar_subquery(),
+        select(ACCESS_HEAD.c.leaf_index).where(head).scalar_subquery(),
+        select(ACCESS_HEAD.c.events).where(head).scalar_subquery(),
+    )
+    _held(integrity, BREAKGLASS_CASE.name, "cases", conn.execute(check).one())
+
+
 def check_scopes(
     integrity: ProjectionVerifier, conn: Connection, scopes: Iterable[tuple[str, str]]
 ) -> None:
@@ -67,16 +84,20 @@ def check_scopes(
             select(ACCESS_HEAD.c.leaf_index).where(head).scalar_subquery(),
             select(ACCESS_HEAD.c.events).where(head).scalar_subquery(),
         )
-        row = conn.execute(check).one()  # one statement: one snapshot of rows and head
-        count, newest, head_leaf, events = (None if v is None else int(v) for v in row)
-        if head_leaf is None and not count:
-            continue
-        if (newest, count) != (head_leaf, events):
-            integrity.refuse(
-                Mismatch(
-                    "access_record",
-                    head_leaf if head_leaf is not None else int(newest or 0),
-                    f"an access row is missing: the {column} head names leaf {head_leaf} and "
-                    f"{events} events, the rows end at {newest} with {count}",
-                )
+        # One statement: one snapshot of rows and head.
+        _held(integrity, ACCESS.name, column, conn.execute(check).one())
+
+
+def _held(integrity: ProjectionVerifier, table: str, scope: str, row: Any) -> None:
+    count, newest, head_leaf, events = (None if v is None else int(v) for v in row)
+    if head_leaf is None and not count:
+        return
+    if (newest, count) != (head_leaf, events):
+        integrity.refuse(
+            Mismatch(
+                table,
+                head_leaf if head_leaf is not None else int(newest or 0),
+                f"a row is missing: the {scope} head names leaf {head_leaf} and {events} "
+                f"events, the rows end at {newest} with {count}",
             )
+        )

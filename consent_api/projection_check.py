@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from ledger.events import decode_leaf
 from ledger.log import Ledger
 
-from .access_heads import SCOPES
+from .access_heads import CASES, SCOPES
 from .cases import BREAKGLASS_CASE, cases_page, verify_cases
 from .errors import StorageIntegrityError
 from .integrity import Mismatch, Row
@@ -83,6 +83,10 @@ def _heads(records: Records) -> list[Mismatch]:
             scope = select(ACCESS.c[column], func.max(ACCESS.c.leaf_index), func.count())
             for value, newest, count in conn.execute(scope.group_by(ACCESS.c[column])):
                 counted[(ACCESS_HEAD.name, f"{column}:{value}")] = (int(newest), int(count))
+        cases = select(func.max(BREAKGLASS_CASE.c.decision_leaf_index), func.count())
+        for newest, count in conn.execute(cases):
+            if count:
+                counted[(ACCESS_HEAD.name, CASES)] = (int(newest), int(count))
         for key, leaf_index, events in conn.execute(select(ACCESS_HEAD)):
             heads[(ACCESS_HEAD.name, str(key))] = (int(leaf_index), int(events))
     found = []

@@ -40,7 +40,14 @@ from ledger.events import decode_leaf
 from ledger.log import Ledger
 from ledger.store import LedgerStore
 
-from .access_heads import access_head_upsert, check_scopes, head_rows, scopes_of
+from .access_heads import (
+    CASES,
+    access_head_upsert,
+    check_cases,
+    check_scopes,
+    head_rows,
+    scopes_of,
+)
 from .cases import (
     BREAKGLASS_CASE,
     JUSTIFY_CASE,
@@ -177,7 +184,11 @@ class Records:
             return access
         if kind == "access.decided":
             cases = self._inserts[BREAKGLASS_CASE.name]
-            return lambda index: [*access(index), (cases, {**case, "decision_leaf_index": index})]
+            return lambda index: [
+                *access(index),
+                (cases, {**case, "decision_leaf_index": index}),
+                (heads, {"scope": CASES, "leaf_index": index, "events": 1}),
+            ]
         return lambda index: [
             *access(index),
             (JUSTIFY_CASE, {**case, "justification_leaf_index": index}),
@@ -400,6 +411,7 @@ class Records:
         ``late_at``, only those late then (unjustified past their deadline, or justified late)."""
         with self.store.read() as conn:
             page = cases_page(conn, after=after, limit=limit, late_at=late_at)
+            check_cases(self.integrity, conn)
         verify_cases(self.integrity, page)
         return page
 

@@ -19,7 +19,7 @@ from consent_api.projection_check import verify_projection
 from consent_api.settings import ApiSettings
 from tests.api_helpers import admin, api_settings, register_resident, resident, state
 from tests.test_api_access import CONSENT_RULES, World, assert_problem, make_world
-from tests.test_api_access_breakglass import regulator
+from tests.test_api_access_breakglass import EMERGENCY, justify, regulator
 from tests.test_api_projection_integrity import health, refused, sql
 
 
@@ -284,3 +284,29 @@ def test_an_erased_childs_consents_removed_by_the_service_move_the_head_with_the
     assert records.consent_history(child) == []
     assert verify_projection(records, ledger) == []
     assert health(world)["ok"] is True
+
+
+def test_a_deleted_break_glass_case_is_not_left_out_of_the_review(
+    world: World, settings: ApiSettings
+) -> None:
+    first = world.permit(**EMERGENCY)
+    second = world.permit(**EMERGENCY)
+    sql(
+        settings,
+        "DELETE FROM breakglass_case WHERE decision_leaf_index = :i",
+        i=first["leaf_index"],
+    )
+    review = world.client.get("/v1/break-glass", headers=regulator(world))
+    refused(world, review, second["leaf_index"], "breakglass_case")
+
+
+def test_a_deleted_justification_row_is_not_left_out_of_the_residents_history(
+    world: World, settings: ApiSettings
+) -> None:
+    case = world.permit(**EMERGENCY)
+    justified = justify(world, case["request_id"])
+    assert justified.status_code == 201, justified.text
+    leaf_index = justified.json()["leaf_index"]
+    sql(settings, "DELETE FROM access_record WHERE leaf_index = :i", i=leaf_index)
+    mine = world.client.get("/v1/me/access-history", headers=resident(world.client, world.subject))
+    refused(world, mine, leaf_index, "access_record")
