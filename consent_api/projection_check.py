@@ -1,8 +1,9 @@
 """A whole check of the projection against the log, for a scrub (``fsck``) rather than a request.
 
 ``verify_projection`` reads every projected consent and access row and every break-glass case,
-checks each against its leaf as the request paths do (``integrity``), and every leaf of a
-projected kind for its row; it reports what it finds instead of refusing at the first.
+checks each against its leaf as the request paths do (``integrity``), every leaf of a
+projected kind for its row, and every head (``heads``, ``access_heads``) against the rows it
+counts; it reports what it finds instead of refusing at the first.
 """
 
 from __future__ import annotations
@@ -11,15 +12,24 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ledger.events import decode_leaf
 from ledger.log import Ledger
 
+from .access_heads import CASES, SCOPES
 from .cases import BREAKGLASS_CASE, cases_page, verify_cases
 from .errors import StorageIntegrityError
 from .integrity import Mismatch, Row
-from .projection_tables import ACCESS, ACCESS_KINDS, CONSENT, CONSENT_KINDS, event_row
+from .projection_tables import (
+    ACCESS,
+    ACCESS_HEAD,
+    ACCESS_KINDS,
+    CONSENT,
+    CONSENT_HEAD,
+    CONSENT_KINDS,
+    event_row,
+)
 from .records import Records
 
 BATCH = 1000
@@ -55,6 +65,36 @@ def verify_projection(
             tell(len(rows))
     found += _cases(records, tell)
     found += _missing(records, ledger, tell)
+    found += _heads(records)
+    return found
+
+
+def _heads(records: Records) -> list[Mismatch]:
+    """Each head that disagrees with the rows it counts (newest leaf, how many), either way."""
+    counted: dict[tuple[str, str], tuple[int, int]] = {}
+    heads: dict[tuple[str, str], tuple[int, int]] = {}
+    with records.store.read() as conn:
+        by_subject = select(CONSENT.c.subject, func.max(CONSENT.c.leaf_index), func.count())
+        for subject, newest, count in conn.execute(by_subject.group_by(CONSENT.c.subject)):
+            counted[(CONSENT_HEAD.name, str(subject))] = (int(newest), int(count))
+        for key, leaf_index, versions in conn.execute(select(CONSENT_HEAD)):
+            heads[(CONSENT_HEAD.name, str(key))] = (int(leaf_index), int(versions))
+        for column in SCOPES:
+            scope = select(ACCESS.c[column], func.max(ACCESS.c.leaf_index), func.count())
+            for value, newest, count in conn.execute(scope.group_by(ACCESS.c[column])):
+                counted[(ACCESS_HEAD.name, f"{column}:{value}")] = (int(newest), int(count))
+        cases = select(func.max(BREAKGLASS_CASE.c.decision_leaf_index), func.count())
+        for newest, count in conn.execute(cases):
+            if count:
+                counted[(ACCESS_HEAD.name, CASES)] = (int(newest), int(count))
+        for key, leaf_index, events in conn.execute(select(ACCESS_HEAD)):
+            heads[(ACCESS_HEAD.name, str(key))] = (int(leaf_index), int(events))
+    found = []
+    for table, key in sorted(counted.keys() | heads.keys()):
+        rows, head = counted.get((table, key)), heads.get((table, key))
+        if rows != head:
+            leaf_index = (head or rows or (0, 0))[0]
+            found.append(Mismatch(table, leaf_index, f"{key}: head {head}, rows {rows}"))
     return found
 
 

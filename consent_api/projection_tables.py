@@ -45,8 +45,33 @@ class AccessRecord(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
 
 
+class ConsentHead(SQLModel, table=True):
+    """Per subject, the newest consent leaf projected and how many consent versions there are:
+    written in the same transaction as each consent row (``heads``), so a row deleted since is
+    missed by the read that relies on the rest."""
+
+    __tablename__ = "consent_head"
+
+    subject: str = Field(primary_key=True)
+    leaf_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    versions: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AccessHead(SQLModel, table=True):
+    """Per scope (``subject:``, ``requester:`` or ``holder:`` and the id), the newest access
+    leaf projected and how many access events it has: written with each access row (``heads``)."""
+
+    __tablename__ = "access_head"
+
+    scope: str = Field(primary_key=True)
+    leaf_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    events: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 CONSENT = ConsentRecord.__table__  # type: ignore[attr-defined]
 ACCESS = AccessRecord.__table__  # type: ignore[attr-defined]
+CONSENT_HEAD = ConsentHead.__table__  # type: ignore[attr-defined]
+ACCESS_HEAD = AccessHead.__table__  # type: ignore[attr-defined]
 # Each list's filter column first, then leaf_index: one range scan per page (created on open,
 # also on a database projected before they existed).
 INDEXES = (

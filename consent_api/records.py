@@ -28,7 +28,6 @@ from typing import Any, Final
 
 from sqlalchemy import (
     Connection,
-    bindparam,
     func,
     select,
 )
@@ -41,6 +40,14 @@ from ledger.events import decode_leaf
 from ledger.log import Ledger
 from ledger.store import LedgerStore
 
+from .access_heads import (
+    CASES,
+    access_head_upsert,
+    check_cases,
+    check_scopes,
+    head_rows,
+    scopes_of,
+)
 from .cases import (
     BREAKGLASS_CASE,
     JUSTIFY_CASE,
@@ -50,17 +57,21 @@ from .cases import (
     verify_cases,
 )
 from .domain.consent import Consent
+from .heads import HISTORY, HISTORY_SQL, ConsentHeads, head_upsert, split_history
 from .integrity import LoggedConsent, Mismatch, ProjectionVerifier, Row
 from .projection_tables import ACCESS as _ACCESS
+from .projection_tables import ACCESS_HEAD as _ACCESS_HEAD
 from .projection_tables import CONSENT as _CONSENT
+from .projection_tables import CONSENT_HEAD as _CONSENT_HEAD
 from .projection_tables import CONSENT_KINDS, INDEXES, event_row
 
 PROJECTION_MARK = "projection:complete-to"
 PARSED_CONSENTS: Final = 100_000
 """How many parsed consent versions a process keeps (the oldest parsed is dropped first)."""
 PROJECTION_VERSION_MARK = "projection:version"
-PROJECTION_VERSION: Final = "2"
-"""1: consents and access events; 2: paging indexes and the break-glass cases."""
+PROJECTION_VERSION: Final = "3"
+"""1: consents and access events; 2: paging indexes and the break-glass cases; 3: the
+subjects' consent heads (``heads``), built from the log by the replay."""
 
 log = logging.getLogger(__name__)
 
@@ -73,18 +84,6 @@ def _as_logged(body: dict[str, Any]) -> dict[str, Any] | None:
 
 def _as_logged_form(body: dict[str, Any]) -> dict[str, Any]:
     return body
-
-
-# Built once: every access decision reads it, and building a statement costs more than running it.
-_HISTORY = (
-    select(_CONSENT.c.leaf_index, _CONSENT.c.kind, _CONSENT.c.body)
-    .where(_CONSENT.c.subject == bindparam("history_subject"))
-    .order_by(_CONSENT.c.leaf_index)
-)
-
-_HISTORY_SQL = (
-    "SELECT leaf_index, kind, body FROM consent_record WHERE subject = ? ORDER BY leaf_index"
-)
 
 
 class Records:
@@ -100,6 +99,7 @@ class Records:
         self.store = store
         self._restore = restore_consent or _as_logged
         self.integrity = ProjectionVerifier(store, logged_consent or _as_logged_form)
+        self.heads = ConsentHeads(self.integrity)
         self._consent_cache: dict[int, Consent] = {}
         self._consent_cache_lock = threading.Lock()
         insert = postgresql_insert if store.engine.dialect.name == "postgresql" else sqlite_insert
@@ -109,6 +109,8 @@ class Records:
             table.name: insert(table).on_conflict_do_nothing()
             for table in (_CONSENT, _ACCESS, BREAKGLASS_CASE)
         }
+        self._head = head_upsert(insert)
+        self._access_head = access_head_upsert(insert)
 
     @classmethod
     def open(
@@ -120,7 +122,8 @@ class Records:
         """``restore_consent`` turns a consent as logged back into the full consent (it puts
         back what the leaf holds only a commitment to), or None to leave it unprojected;
         ``logged_consent`` is its inverse, used to check a projected consent against its leaf."""
-        store.create_schema(extra_tables=[_CONSENT, _ACCESS, BREAKGLASS_CASE])
+        tables = [_CONSENT, _ACCESS, BREAKGLASS_CASE, _CONSENT_HEAD, _ACCESS_HEAD]
+        store.create_schema(extra_tables=tables)
         with store.write() as conn:
             for index in INDEXES:
                 index.create(conn, checkfirst=True)
@@ -139,6 +142,8 @@ class Records:
         with self.store.write() as conn:
             for statement, parameters in rows(leaf_index):
                 conn.execute(statement, parameters)
+        if kind in CONSENT_KINDS:  # committed: a read from now on must see it
+            self.heads.noted(str(data["consent"]["subject"]), leaf_index)
 
     def rows_of(
         self, kind: str, data: dict[str, Any], leaf_index: int | None = None
@@ -161,17 +166,31 @@ class Records:
         if table is None:
             return None
         statement = self._inserts[table.name]
+        if table is _CONSENT:
+            head = self._head
+            return lambda index: [
+                (statement, {**row, "leaf_index": index}),
+                (head, {"subject": row["subject"], "leaf_index": index, "versions": 1}),
+            ]
+        heads = self._access_head
+
+        def access(index: int) -> list[tuple[Any, dict[str, Any]]]:
+            return [(statement, {**row, "leaf_index": index})] + [
+                (heads, parameters) for parameters in head_rows(row, index)
+            ]
+
         case = case_row(kind, data)
         if case is None:
-            return lambda index: [(statement, {**row, "leaf_index": index})]
+            return access
         if kind == "access.decided":
             cases = self._inserts[BREAKGLASS_CASE.name]
             return lambda index: [
-                (statement, {**row, "leaf_index": index}),
+                *access(index),
                 (cases, {**case, "decision_leaf_index": index}),
+                (heads, {"scope": CASES, "leaf_index": index, "events": 1}),
             ]
         return lambda index: [
-            (statement, {**row, "leaf_index": index}),
+            *access(index),
             (JUSTIFY_CASE, {**case, "justification_leaf_index": index}),
         ]
 
@@ -204,20 +223,29 @@ class Records:
         if conn is None:
             with self.store.read() as own:
                 return self.consent_history(subject, own)
-        rows = conn.execute(_HISTORY, {"history_subject": subject}).all()
-        return self._verified_history(subject, rows)
+        known = self.heads.seen(subject)
+        rows = conn.execute(HISTORY, {"history_subject": subject}).all()
+        return self._verified_history(subject, rows, known)
 
     def consent_history_raw(self, subject: str, reader: RawReader) -> list[tuple[int, Consent]]:
         """``consent_history`` read in ``reader``'s transaction (the decision path's read)."""
-        return self._verified_history(subject, reader.rows(_HISTORY_SQL, (subject,)))
+        known = self.heads.seen(subject)
+        rows = reader.rows(HISTORY_SQL, (subject, subject))
+        return self._verified_history(subject, rows, known)
 
-    def _verified_history(self, subject: str, rows: Iterable[Any]) -> list[tuple[int, Consent]]:
-        checked = [Row(_CONSENT.name, int(leaf), str(kind), str(body)) for leaf, kind, body in rows]
+    def _verified_history(
+        self, subject: str, rows: Iterable[Any], known: tuple[int, int] | None
+    ) -> list[tuple[int, Consent]]:
+        """The rows verified each against its leaf, found by their subject, and all there are
+        (held to the subject's head and this process's memory of it: ``heads``)."""
+        consents, head = split_history(rows)
+        checked = [Row(_CONSENT.name, leaf, kind, body) for leaf, kind, body in consents]
         self.integrity.check(checked)
         history = [(row.leaf_index, self._parsed(row.leaf_index, row.body)) for row in checked]
         for leaf_index, consent in history:
             if consent.subject != subject:
                 self._misfiled(_CONSENT.name, leaf_index, f"is about {consent.subject}")
+        self.heads.check(subject, [leaf for leaf, _ in history], head, known)
         return history
 
     def _misfiled(self, table: str, leaf_index: int, why: str) -> None:
@@ -249,7 +277,16 @@ class Records:
         for leaf_index, consent in versions:
             if consent.consent_id != consent_id:
                 self._misfiled(_CONSENT.name, leaf_index, f"is consent {consent.consent_id}")
-        return versions
+        if not versions:
+            return versions
+        # Held to its subject's head through the subject's whole history: a deleted newest
+        # version of this consent (its revocation) is a shortfall there.
+        subject = versions[0][1].subject
+        return [
+            (leaf_index, consent)
+            for leaf_index, consent in self.consent_history(subject)
+            if consent.consent_id == consent_id
+        ]
 
     def _access(
         self, rows: Iterable[Any], belongs: Callable[[dict[str, Any]], bool]
@@ -278,6 +315,7 @@ class Records:
             query = query.where(_ACCESS.c.request_id == request_id)
         with self.store.read() as conn:
             rows = conn.execute(query.order_by(_ACCESS.c.leaf_index)).all()
+            check_scopes(self.integrity, conn, scopes_of(subject, party))
         return self._access(
             rows,
             lambda event: (
@@ -324,6 +362,7 @@ class Records:
             for scan in scans:
                 for row in conn.execute(scan.order_by(_ACCESS.c.leaf_index).limit(limit)):
                     found[int(row[0])] = row
+            check_scopes(self.integrity, conn, scopes_of(subject, party))
         return self._access(
             [found[leaf] for leaf in sorted(found)[:limit]],
             lambda event: (
@@ -338,6 +377,7 @@ class Records:
             _ACCESS.c.subject == subject, _ACCESS.c.kind.in_(sorted(set(kinds)))
         )
         with self.store.read() as conn:
+            check_scopes(self.integrity, conn, scopes_of(subject, None))
             return int(conn.execute(query).scalar_one())
 
     def access_of_requests(
@@ -371,6 +411,7 @@ class Records:
         ``late_at``, only those late then (unjustified past their deadline, or justified late)."""
         with self.store.read() as conn:
             page = cases_page(conn, after=after, limit=limit, late_at=late_at)
+            check_cases(self.integrity, conn)
         verify_cases(self.integrity, page)
         return page
 

@@ -92,4 +92,23 @@ def test_each_row_changed_by_hand_is_reported(world: World, settings: ApiSetting
         ("breakglass_case", case["leaf_index"]),
         ("consent_record", revoked.json()["leaf_index"]),
         ("consent_record", 900000),
+        # The heads disagree with the rows they count: the subject's consents (one deleted, one
+        # inserted), h-west as holder (one row fewer), h-north as holder (a row, no head).
+        ("consent_head", revoked.json()["leaf_index"]),
+        ("access_head", case["leaf_index"]),
+        ("access_head", permit["leaf_index"]),
+    }
+
+
+def test_a_head_edited_alone_is_reported(world: World, settings: ApiSettings) -> None:
+    denied = world.request(purpose="research").json()
+    sql(settings, "UPDATE consent_head SET versions = versions + 1")
+    sql(
+        settings,
+        "UPDATE access_head SET events = 7 WHERE scope = :s",
+        s=f"subject:{world.subject}",
+    )
+    assert findings(world) == {
+        ("consent_head", world.consent_leaf),
+        ("access_head", denied["leaf_index"]),
     }

@@ -20,6 +20,7 @@ from sqlalchemy import delete, select
 from ..auth import AUTH_RESPONSES, Principal, Role, require_roles
 from ..consents import ConsentService
 from ..dependencies import get_consent_service, get_records
+from ..heads import rebuild_head
 from ..lapse import FIELD
 from ..projection_tables import ConsentRecord
 from ..records import Records
@@ -94,4 +95,6 @@ def forget_lapse_dates(records: Records, subject: str) -> int:
         doomed = [int(i) for i, body in rows if isinstance(json.loads(body).get(FIELD), str)]
         if doomed:
             conn.execute(delete(_CONSENT).where(_CONSENT.c.leaf_index.in_(doomed)))
+            rebuild_head(conn, subject)  # removed by the service: the head follows
+    records.heads.forget(subject)
     return len(doomed)
