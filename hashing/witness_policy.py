@@ -1,7 +1,7 @@
 """Witness policies: which witnesses' cosignatures a checkpoint needs (C2SP tlog-policy).
 
-The file is line based; ``#`` starts a comment line, blank lines are ignored, items are
-separated by spaces or tabs::
+The file is line based (``\n`` ends a line); ``#`` starts a comment line, blank lines are
+ignored, items are separated by ASCII spaces or tabs and by nothing else::
 
     log <vkey> [<url>]                      # a log key (type 0x01); its name is the origin
     witness <name> <vkey> [<url>]           # a witness cosigning key (type 0x04)
@@ -9,12 +9,17 @@ separated by spaces or tabs::
     quorum <name>|none                      # exactly one: what a checkpoint needs
 
 A name may be used only after the line defining it, and once per group, so no witness counts
-twice. ``quorum none`` requires no cosignature. The URL of a witness is its submission prefix
-(the log posts to ``<url>/add-checkpoint``); verifiers need none.
+twice, and a witness key only once. ``quorum none`` requires no cosignature. Outside comments a
+line holds only printable ASCII, spaces and tabs (no other Unicode space, no CR: a verifier
+that split items differently would read another policy); no line holds a control character.
+The browser's parser (``consent_api/web/js/cosignature.js``) follows the same rules, and
+``tests/test_web_verify.py`` holds the two to the same verdict. The URL of a witness is its
+submission prefix (the log posts to ``<url>/add-checkpoint``); verifiers need none.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from hashing.cosignature import Cosignature, CosignatureVerifier, verify_cosignatures
@@ -23,6 +28,8 @@ from hashing.note import NoteVerifier
 
 _NONE = "none"
 _MAX_ENTRIES = 256
+_SEPARATORS = re.compile(r"[ \t]+")
+_PRINTABLE = re.compile(r"[\t\x20-\x7e]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +139,12 @@ def parse_policy(text: str) -> WitnessPolicy:
         where = f"policy line {number}"
         if any(char < " " and char != "\t" for char in raw):
             raise PolicyFormatError(f"{where}: control character")
-        items = raw.replace("\t", " ").split()
-        if not items or items[0].startswith("#"):
+        line = raw.strip(" \t")
+        if not line or line.startswith("#"):
             continue
+        if _PRINTABLE.fullmatch(line) is None:
+            raise PolicyFormatError(f"{where}: only printable ASCII, spaces and tabs")
+        items = _SEPARATORS.split(line)
         if len(logs) + len(witnesses) + len(groups) >= _MAX_ENTRIES:
             raise PolicyFormatError(f"{where}: more than {_MAX_ENTRIES} entries")
         keyword, args = items[0], items[1:]

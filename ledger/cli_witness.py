@@ -2,6 +2,7 @@
 
     consent-ledger witness --data-dir DIR --name NAME --log-key VKEY [--log-key ...]
                            [--host 127.0.0.1] [--port 7380] [--print-key]
+                           [--read-timeout 10] [--request-deadline 20] [--max-connections 64]
     consent-ledger cosign [--witnesses POLICY] [--seal]   the log side, once, with a report
     consent-ledger compare A B --key VKEY [--proof P] [--witness-policy F]   split views
 
@@ -23,7 +24,7 @@ from hashing import NoteVerifier
 from . import offline
 from .cli_files import KEY_HINT, load_key, read_json, read_text
 from .errors import ConfigurationError, MismatchError
-from .witness_server import Witness, serve
+from .witness_server import ServerLimits, Witness, serve
 from .witness_state import WitnessState, load_or_create_cosigner
 from .witnessing import Witnessing
 
@@ -52,8 +53,12 @@ def cmd_witness(args: argparse.Namespace) -> int:
     if not keys:
         raise ConfigurationError("a witness needs at least one --log-key to witness")
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(message)s")
+    try:
+        limits = ServerLimits(args.read_timeout, args.request_deadline, args.max_connections)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
     state = WitnessState(data_dir / "witness.db", signer)
-    serve(Witness(state, keys), args.host, args.port, ready=args.ready_file)
+    serve(Witness(state, keys), args.host, args.port, ready=args.ready_file, limits=limits)
     return 0
 
 
@@ -133,6 +138,26 @@ def register(sub: Any, common: argparse.ArgumentParser, ledger_opener: Any) -> N
         default="warning",
         choices=["debug", "info", "warning"],
         help="how much the witness logs (default: warning)",
+    )
+    defaults = ServerLimits()
+    witness.add_argument(
+        "--read-timeout",
+        type=float,
+        default=defaults.read_timeout,
+        help="seconds one socket read or write may wait (default %(default)s)",
+    )
+    witness.add_argument(
+        "--request-deadline",
+        type=float,
+        default=defaults.request_deadline,
+        help="seconds a whole request (line, headers, body) may take to arrive; an idle "
+        "connection is closed after as long (default %(default)s)",
+    )
+    witness.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help="connections served at once; more are answered 503 (default %(default)s)",
     )
     witness.set_defaults(handler=cmd_witness)
 

@@ -6,10 +6,18 @@
 Statuses are the spec's: 200 with the cosignature line, 400 malformed, 403 no valid signature
 by a trusted key for the origin, 404 unknown origin, 409 with the latest size as
 ``text/x.tlog.size``, 422 inconsistent. Other refusals carry an RFC 9457 problem body.
+
+Slow or idle clients cannot hold the witness (``ServerLimits``, CLI flags in brackets): each
+socket read or write waits at most ``read_timeout`` (10 s, ``--read-timeout``); a request's
+request line, headers and body must all arrive within ``request_deadline`` of the moment the
+connection starts waiting for it (20 s, ``--request-deadline``; an idle keep-alive connection is
+closed then too); at most ``max_connections`` connections are served at once (64,
+``--max-connections``), one more is answered 503 with ``Retry-After`` and closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -17,7 +25,9 @@ import re
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,6 +49,25 @@ from .witness_state import WitnessState
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
+_REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %d\r\nContent-Type: "
+    b"application/problem+json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """How long a client may take, and how many may be served at once."""
+
+    read_timeout: float = 10.0
+    request_deadline: float = 20.0
+    max_connections: int = 64
+
+    def __post_init__(self) -> None:
+        if not (self.read_timeout > 0 and self.request_deadline > 0 and self.max_connections > 0):
+            raise ValueError("witness server limits must be positive")
+
+
 _MAX_PROOF_LINES = 63
 _OLD_LINE = re.compile(r"old (0|[1-9][0-9]{0,19})")
 
@@ -122,9 +151,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self.connection.settimeout(self.server.limits.read_timeout)  # each read and write
         # Headers and body go out in two writes: without this, Nagle holds the second back
         # until the client's delayed ACK (~40 ms a request).
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle_one_request(self) -> None:
+        # The request line, headers and body must all arrive by the deadline (see _Deadlines).
+        self.server.deadlines.watch(self.connection, self.server.limits.request_deadline)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.deadlines.unwatch(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -156,6 +194,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = self.rfile.read(length)
+        self.server.deadlines.unwatch(self.connection)
+        if len(body) != length:  # the deadline passed, or the client hung up mid-body
+            self.close_connection = True
+            return
         try:
             line = self.server.witness.add_checkpoint(body)
         except WitnessRefusal as exc:
@@ -168,6 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, line.encode("utf-8"), "text/plain; charset=utf-8")
 
     def do_GET(self) -> None:
+        self.server.deadlines.unwatch(self.connection)
         prefix, checkpoint_suffix = self.server.prefix + "/", "/checkpoint"
         path = self.path
         if path.startswith(prefix) and path.endswith(checkpoint_suffix):
@@ -180,18 +223,109 @@ class _Handler(BaseHTTPRequestHandler):
         self._problem(404, f"no such endpoint {path}")
 
 
+class _Deadlines:
+    """Connections waiting for a request, with the time by which it must have arrived.
+
+    A socket timeout bounds one read, not a request: a client sending a byte every few seconds
+    would keep a thread forever. One reaper thread shuts down the socket of any connection past
+    its deadline, which ends the handler's blocked read.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._due: dict[socket.socket, float] = {}
+        self._wake = threading.Event()
+        self._stopped = False
+        threading.Thread(target=self._reap, name="witness-deadlines", daemon=True).start()
+
+    def watch(self, connection: socket.socket, seconds: float) -> None:
+        with self._lock:
+            self._due[connection] = time.monotonic() + seconds
+
+    def unwatch(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._due.pop(connection, None)
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    def _reap(self) -> None:
+        while not self._stopped:
+            self._wake.wait(0.25)
+            now = time.monotonic()
+            with self._lock:
+                late = [c for c, due in self._due.items() if due <= now]
+                for connection in late:
+                    del self._due[connection]
+            for connection in late:
+                with contextlib.suppress(OSError):  # already closed by the client
+                    connection.shutdown(socket.SHUT_RDWR)
+
+
 class WitnessHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], witness: Witness, prefix: str = "") -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        witness: Witness,
+        prefix: str = "",
+        limits: ServerLimits | None = None,
+    ) -> None:
         self.witness = witness
         self.prefix = prefix.rstrip("/")
+        self.limits = limits or ServerLimits()
+        self.deadlines = _Deadlines()
+        self._slots = threading.BoundedSemaphore(self.limits.max_connections)
         super().__init__(address, _Handler)
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
 
-def serve(witness: Witness, host: str, port: int, *, ready: Path | None = None) -> None:
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        """Answer 503 on the accepting thread without reading the request, and close."""
+        retry = max(1, round(self.limits.request_deadline))
+        detail = f"more than {self.limits.max_connections} connections; retry in {retry} s"
+        problem = {"type": "about:blank", "title": "Service Unavailable", "status": 503}
+        body = json.dumps({**problem, "detail": detail}).encode()
+        try:
+            request.settimeout(0)  # never let a client that does not read block the accept loop
+            request.send(_REFUSED % (retry, len(body), body))
+            request.recv(65536)  # what already came: closing on unread bytes would reset
+        except OSError:
+            pass
+        log.warning("refused a connection: %s", detail)
+        self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        self.deadlines.stop()
+        super().server_close()
+
+
+def serve(
+    witness: Witness,
+    host: str,
+    port: int,
+    *,
+    ready: Path | None = None,
+    limits: ServerLimits | None = None,
+) -> None:
     """Serve until SIGTERM or SIGINT; write the submission URL to ``ready`` once listening."""
-    server = WitnessHTTPServer((host, port), witness)
+    server = WitnessHTTPServer((host, port), witness, limits=limits)
     url = f"http://{host}:{server.server_port}"
 
     def stop(_signum: int, _frame: object) -> None:

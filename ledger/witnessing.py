@@ -8,13 +8,19 @@ checkpoint with a consistency proof from the size it last cosigned (learned from
 cosignatures, or from its 409 answer). A witness that is down is retried with exponential
 back-off while sealing goes on; one that refuses (403, 404, 422) is reported loudly: that is
 evidence of a fork or a misconfiguration, never a reason to stop the log.
+
+A witness cannot hold the log either: each socket operation waits at most ``timeout`` (5 s),
+a whole exchange (send, headers, answer) at most ``deadline`` (15 s), and an answer longer
+than ``MAX_REPLY`` bytes (a cosignature line is ~120) is refused unread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
+import socket
 import threading
 import time
 import urllib.parse
@@ -42,6 +48,7 @@ from .store import StoredCheckpoint
 log = logging.getLogger(__name__)
 
 _MAX_CONFLICT_RETRIES = 3
+MAX_REPLY = 8 * 1024
 
 
 def load_policy(path: Path) -> WitnessPolicy:
@@ -88,6 +95,28 @@ class _Unavailable(Exception):
     """The witness could not be reached or answered outside the protocol."""
 
 
+class _TooLarge(Exception):
+    """The witness's answer is longer than any answer of the protocol."""
+
+
+def _read_bounded(response: http.client.HTTPResponse) -> bytes:
+    length = response.getheader("Content-Length")
+    text = (length or "").strip()
+    if text.isascii() and text.isdigit() and int(text) > MAX_REPLY:
+        raise _TooLarge(f"its answer of {int(text)} bytes is over {MAX_REPLY}")
+    data = response.read(MAX_REPLY + 1)
+    if len(data) > MAX_REPLY:
+        raise _TooLarge(f"its answer is over {MAX_REPLY} bytes")
+    return data
+
+
+def _abort(connection: http.client.HTTPConnection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 class Witnessing:
     """Sends checkpoints to witnesses, stores cosignatures, and picks what is published."""
 
@@ -97,6 +126,7 @@ class Witnessing:
         policy: WitnessPolicy,
         *,
         timeout: float = 5.0,
+        deadline: float = 15.0,
         backoff: float = 0.5,
         max_backoff: float = 60.0,
         cosignatures: CosignatureStore | None = None,
@@ -105,6 +135,7 @@ class Witnessing:
         self.policy = policy
         self.cosignatures = cosignatures or CosignatureStore(ledger.store)
         self.timeout = timeout
+        self.deadline = deadline
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.witnesses = {w.name: w for w in policy.witnesses.values() if w.url}
@@ -250,6 +281,10 @@ class Witnessing:
                 else:
                     connection = http.client.HTTPConnection(url.netloc, timeout=self.timeout)
                 self._connections[witness.name] = connection
+            # A socket timeout bounds one read; this bounds the exchange (a witness dripping
+            # bytes), by shutting the socket down under the blocked read.
+            timer = threading.Timer(self.deadline, _abort, (connection,))
+            timer.start()
             try:
                 connection.request(
                     "POST",
@@ -258,15 +293,25 @@ class Witnessing:
                     {"Content-Type": "text/plain; charset=utf-8"},
                 )
                 response = connection.getresponse()
-                data = response.read()
+                data = _read_bounded(response)
+                if not timer.is_alive():
+                    raise TimeoutError(f"no whole answer within {self.deadline:g} s")
                 return data, response.status, response.getheader("Content-Type", "")
+            except _TooLarge as exc:
+                connection.close()
+                del self._connections[witness.name]
+                raise _Unavailable(str(exc)) from exc
             except (OSError, http.client.HTTPException) as exc:
                 connection.close()
                 del self._connections[witness.name]
+                if not timer.is_alive():  # the deadline shut the socket down
+                    raise _Unavailable(f"no whole answer within {self.deadline:g} s") from exc
                 if attempt == 1 or not isinstance(
                     exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError
                 ):
                     raise _Unavailable(str(exc) or type(exc).__name__) from exc
+            finally:
+                timer.cancel()
         raise _Unavailable("unreachable")
 
     # -- publishing ---------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from hashing import CosignatureSigner, parse_policy
+from hashing.errors import PolicyFormatError
 from tests.e2e import world as world_module
 from tests.e2e.world import World, require_browser, run_script, start_world
 
@@ -84,6 +86,35 @@ def test_a_tampered_proof_shows_as_not_verified(world: World) -> None:
     assert any(entry["kind"] == "access.released" for entry in entries)
     world.wait_until_anchored("ana")
     run_script(world, "resident_tamper.mjs")
+
+
+def test_a_pinned_witness_policy_that_does_not_parse_marks_every_entry_not_verified(
+    world: World,
+) -> None:
+    world.register_resident("pia", date(1979, 3, 14))
+    grant = {
+        "grantee": {"institution": "h-east"},
+        "categories": ["imaging"],
+        "purposes": ["referral"],
+    }
+    response = world.client.post("/v1/consents", json=grant, headers=world.as_resident("pia"))
+    assert response.status_code == 201, response.text
+    body = {
+        "subject": world.residents["pia"]["subject"],
+        "holder": "h-west",
+        "categories": ["imaging"],
+        "purpose": "referral",
+    }
+    east = world.institutions["h-east"].headers()
+    answer = world.client.post("/v1/access-requests", json=body, headers=east)
+    assert answer.status_code == 201, answer.text
+    world.wait_until_anchored("pia")
+    keys = [CosignatureSigner.generate(f"w{n}.example").verifier().to_vkey() for n in (1, 2)]
+    # Python refuses it too; before, it split on the no-break space and the browser threw.
+    policy = f"witness A {keys[0]}\nwitness B {keys[1]}\ngroup both all A B\nquorum\u00a0both\n"
+    with pytest.raises(PolicyFormatError):
+        parse_policy(policy)
+    run_script(world, "resident_policy_pin.mjs", "pia", policy)
 
 
 def test_hospital_opens_break_glass_and_files_its_justification(world: World) -> None:

@@ -29,6 +29,7 @@ from hashing import (
     verify_inclusion,
 )
 from hashing.ed25519 import L, point_problem, signature_problem
+from hashing.errors import PolicyFormatError
 from tests.e2e.world import CHROMIUM, require_browser
 from tests.paths import REPO
 from tests.test_hashing_ed25519 import (
@@ -373,15 +374,66 @@ def cosignature_cases() -> list[dict[str, str]]:
         ),
         "a tampered cosignature": (add_signature_lines(note, [lines[0], tampered]), "1"),
     }
-    cases = []
-    for name, (text, k) in notes.items():
-        try:
-            result = parse_policy(policy(k)).check(text)
-            expected = f"{'met' if result.satisfied else 'not met'}:{','.join(result.cosigned)}"
-        except SignatureError:
-            expected = "fail:bad-cosignature"
-        cases.append({"name": name, "note": text, "policy": policy(k), "expected": expected})
+    cases = [{"name": name, "note": text, "policy": policy(k)} for name, (text, k) in notes.items()]
+    two = add_signature_lines(note, lines[:2])
+    cases += [{"name": name, "note": two, "policy": text} for name, text in policy_probes(policy)]
+    for case in cases:
+        case["expected"] = python_verdict(case["policy"], case["note"])
     return cases
+
+
+def python_verdict(policy: str, note: str) -> str:
+    try:
+        result = parse_policy(policy).check(note)
+    except PolicyFormatError:
+        return "fail:policy-format"
+    except SignatureError:
+        return "fail:bad-cosignature"
+    return f"{'met' if result.satisfied else 'not met'}:{','.join(result.cosigned)}"
+
+
+def policy_probes(policy: Any) -> list[tuple[str, str]]:
+    """Policies two parsers could read differently (review A item 5): each must get one verdict."""
+    good = policy("2")
+    lines = good.split("\n")
+    w0 = lines[1].split(" ")[2]
+    one_key_twice = f"witness A {w0}\nwitness B {w0}\ngroup both all A B\nquorum both\n"
+    return [
+        ("one witness key under two names", one_key_twice),
+        ("one name for two keys", good.replace("witness w1 ", "witness w0 ")),
+        ("a no-break space between items", good.replace("quorum g", "quorum\u00a0g")),
+        ("an em space between items", good.replace("group g", "group\u2003g")),
+        ("a next-line character", good.replace("quorum g", "quorum g\u0085")),
+        ("tabs for spaces", good.replace(" ", "\t")),
+        ("runs of spaces and tabs", good.replace(" ", " \t  ")),
+        ("trailing spaces and tabs", good.replace("\n", " \t \n")),
+        ("leading spaces", good.replace("\n", "\n   ")),
+        ("CRLF line ends", good.replace("\n", "\r\n")),
+        ("a vertical tab", good.replace("quorum g", "quorum\x0bg")),
+        ("an empty group", good.replace("quorum g", "group e all\nquorum g")),
+        ("a quorum naming an undefined group", good.replace("quorum g", "quorum h")),
+        ("a k larger than the members", good.replace("group g 2 ", "group g 4 ")),
+        ("k zero", good.replace("group g 2 ", "group g 0 ")),
+        ("k with a leading zero", good.replace("group g 2 ", "group g 02 ")),
+        ("a member listed twice", good.replace("group g 2 w0", "group g 2 w0 w0")),
+        ("a member none", good.replace("group g 2 w0", "group g 2 none w0")),
+        ("a group before its members", good.replace("group g 2", "group x any g\ngroup g 2")),
+        (
+            "a non-ASCII witness name",
+            good.replace("witness w2 ", "witness w\u00e92 ").replace(" w2\n", " w\u00e92\n"),
+        ),
+        ("a non-ASCII comment", "# Niels M\u00f6ller\u00a0runs one\n" + good),
+        ("an indented comment", "  \t# a comment\n" + good),
+        ("a witness line with an extra item", good.replace(w0, f"{w0} https://w0 extra")),
+        ("a witness URL", good.replace(w0, f"{w0} https://w0.example/")),
+        ("a log line with a bad key", good.replace("log ", "log x", 1)),
+        ("a log line with a URL", good.replace("\n", " https://log.example/\n", 1)),
+        ("quorum none", good.replace("quorum g", "quorum none")),
+        ("two quorum lines", good + "quorum g\n"),
+        ("no quorum", good.replace("quorum g\n", "")),
+        ("an unknown keyword", good + "witnesses 2\n"),
+        ("quorum with two names", good.replace("quorum g", "quorum g g")),
+    ]
 
 
 def test_the_browser_verifies_exactly_what_python_verifies(tmp_path: Path) -> None:

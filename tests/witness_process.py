@@ -32,8 +32,11 @@ def cli(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
 class WitnessProcess:
     """One witness: its own key and state in ``data_dir``; survives stop/kill and start."""
 
-    def __init__(self, data_dir: Path, name: str, log_keys: list[str]) -> None:
+    def __init__(
+        self, data_dir: Path, name: str, log_keys: list[str], options: tuple[str, ...] = ()
+    ) -> None:
         self.data_dir = data_dir
+        self.options = options  # more command-line flags, e.g. the server's limits
         self.name = name
         self.short_name = name.split(".")[0]  # its name in policies
         self.log_keys = log_keys
@@ -59,6 +62,7 @@ class WitnessProcess:
         ]
         for key in self.log_keys:
             command += ["--log-key", key]
+        command += self.options
         log = (self.data_dir / "witness.log").open("ab")
         self.process = subprocess.Popen(
             command,

@@ -6,6 +6,7 @@
 
 import { concat, equal, fromBase64Strict, sha256, toHex, utf8 } from "./bytes.js";
 import { VerifyError } from "./merkle.js";
+import { loadVerifier } from "./note.js";
 
 async function loadCosigner(vkey) {
   const [name, idHex] = vkey.split("+", 2);
@@ -16,30 +17,56 @@ async function loadCosigner(vkey) {
   const keyId = (await sha256(concat(utf8(`${name}\n`), key))).slice(0, 4);
   if (toHex(keyId) !== idHex.toLowerCase()) throw new VerifyError("policy-format", "a witness key id does not match");
   const publicKey = await crypto.subtle.importKey("raw", key.slice(1), { name: "Ed25519" }, false, ["verify"]);
-  return { name, keyId, publicKey };
+  return { name, keyId, publicKey, raw: key.slice(1) };
 }
 
-/** Parse a policy file: {witnesses: Map(name -> cosigner), groups: Map(name -> {k, members}), quorum}. */
+const MAX_ENTRIES = 256;
+
+function policyError(number, what) {
+  return new VerifyError("policy-format", `policy line ${number}: ${what}`);
+}
+
+/**
+ * Parse a policy file: {witnesses: Map(name -> cosigner), groups: Map(name -> {k, members}), quorum}.
+ * The rules are hashing/witness_policy.py's, line for line: items split on ASCII spaces and
+ * tabs only, printable ASCII outside comments, no control character anywhere, names and
+ * witness keys once each, at most 256 entries; tests/test_web_verify.py holds the two to it.
+ */
 export async function parsePolicy(text) {
   const witnesses = new Map();
   const groups = new Map();
+  const seenKeys = new Set();
+  let logs = 0;
   let quorum = null;
-  for (const raw of text.split("\n")) {
-    const items = raw.trim().split(/[ \t]+/);
-    if (!items[0] || items[0].startsWith("#") || items[0] === "log") continue;
-    const [word, name, ...rest] = items;
+  for (const [index, raw] of text.split("\n").entries()) {
+    const number = index + 1;
+    if (/[\x00-\x08\x0a-\x1f]/.test(raw)) throw policyError(number, "control character");
+    const line = raw.replace(/^[ \t]+|[ \t]+$/g, "");
+    if (!line || line.startsWith("#")) continue;
+    if (!/^[\t\x20-\x7e]*$/.test(line)) throw policyError(number, "only printable ASCII, spaces and tabs");
+    if (logs + witnesses.size + groups.size >= MAX_ENTRIES) throw policyError(number, `more than ${MAX_ENTRIES} entries`);
+    const [word, name, ...rest] = line.split(/[ \t]+/);
     const defined = (n) => n === "none" || witnesses.has(n) || groups.has(n);
-    if (word === "witness" && rest.length >= 1 && !defined(name)) {
-      witnesses.set(name, await loadCosigner(rest[0]));
+    if (word === "log" && name !== undefined && rest.length <= 1) {
+      await loadVerifier(name).catch(() => {
+        throw policyError(number, "a log key is not a note vkey");
+      });
+      logs += 1;
+    } else if (word === "witness" && (rest.length === 1 || rest.length === 2) && !defined(name)) {
+      const cosigner = await loadCosigner(rest[0]);
+      const raw32 = toHex(cosigner.raw);
+      if (seenKeys.has(raw32)) throw policyError(number, "witness key listed twice");
+      seenKeys.add(raw32);
+      witnesses.set(name, cosigner);
     } else if (word === "group" && rest.length >= 2 && !defined(name) && rest.slice(1).every((m) => m !== "none" && defined(m))) {
       const members = rest.slice(1);
       const k = rest[0] === "all" ? members.length : rest[0] === "any" ? 1 : /^[1-9][0-9]*$/.test(rest[0]) ? Number(rest[0]) : 0;
-      if (k < 1 || k > members.length || new Set(members).size !== members.length) throw new VerifyError("policy-format", "a bad group");
+      if (k < 1 || k > members.length || new Set(members).size !== members.length) throw policyError(number, "a bad group");
       groups.set(name, { k, members });
-    } else if (word === "quorum" && rest.length === 0 && quorum === null && defined(name)) {
+    } else if (word === "quorum" && name !== undefined && rest.length === 0 && quorum === null && defined(name)) {
       quorum = name;
     } else {
-      throw new VerifyError("policy-format", `a bad policy line: ${raw}`);
+      throw policyError(number, "expected log, witness, group or quorum");
     }
   }
   if (quorum === null) throw new VerifyError("policy-format", "the policy has no quorum");

@@ -36,7 +36,13 @@ async function witnessPolicy() {
     // Pinned only once it names witnesses: a log that has none yet may add them later.
     if (/^witness[ \t]/m.test(text)) localStorage.setItem(POLICY_PIN, text);
   }
-  return parsePolicy(text);
+  // A policy that does not parse fails closed: every entry is marked not verified with the
+  // reason, never checked as if there were no policy (a pinned one stays pinned).
+  try {
+    return await parsePolicy(text);
+  } catch (error) {
+    return { broken: error.message || String(error) };
+  }
 }
 
 function markFor(result) {
@@ -81,7 +87,9 @@ function reliedWords(relied) {
 async function historyItem(entry, key, subject, policy) {
   const result = key.changed
     ? { status: "failed", code: "key-changed", reason: key.text }
-    : await verifyEntry(entry, key.verifier, subject, policy);
+    : policy?.broken
+      ? { status: "failed", code: "policy-format", reason: policy.broken }
+      : await verifyEntry(entry, key.verifier, subject, policy);
   // A verified entry is shown as the hashed event says it; any other only with its mark.
   const shown = result.status === "verified" ? result.shown : entry;
   const outcome = t(`resident.outcome.${OUTCOME_KEYS[shown.decision]}`);
@@ -124,7 +132,7 @@ export async function loadHistory() {
   const key = await attempt(logVerifier);
   if (!key || load !== historyLoads) return;
   $("#log-key").textContent = key.text.split("+").slice(0, 2).join("+");
-  const policy = await witnessPolicy().catch(() => null);
+  const policy = await witnessPolicy();
   if (load !== historyLoads) return;
   const items = await Promise.all([...entries].reverse().map((e) => historyItem(e, key, subject, policy)));
   if (load !== historyLoads) return;
