@@ -99,6 +99,9 @@ def serve_process(
     """``consent-ledger serve`` on a free loopback port, its log beside the data dir; yields
     its base URL once ``ready`` answers 200, and stops it (TERM, then KILL) after."""
     port = free_port()
+    init = [sys.executable, "-m", "consent_api.cli", "init", "--data-dir", str(data_dir)]
+    if not (data_dir / "log.key").exists():  # only init creates a platform
+        subprocess.run(init, cwd=REPO, env=env, check=True, capture_output=True)
     command = [sys.executable, "-m", "consent_api.cli", "serve", "--data-dir", str(data_dir)]
     command += ["--port", str(port), "--log-level", "warning", *extra]
     log_path = data_dir.parent / "server.log"
