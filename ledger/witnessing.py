@@ -107,10 +107,13 @@ def _read_bounded(response: http.client.HTTPResponse) -> bytes:
     data = response.read(MAX_REPLY + 1)
     if len(data) > MAX_REPLY:
         raise _TooLarge(f"its answer is over {MAX_REPLY} bytes")
+    if text.isascii() and text.isdigit() and len(data) < int(text):
+        raise http.client.IncompleteRead(data, int(text) - len(data))  # read(n) returns short
     return data
 
 
-def _abort(connection: http.client.HTTPConnection) -> None:
+def _abort(connection: http.client.HTTPConnection, expired: threading.Event) -> None:
+    expired.set()  # before the shutdown, so a read it ends always sees it
     sock = connection.sock
     if sock is not None:
         with contextlib.suppress(OSError):
@@ -283,7 +286,8 @@ class Witnessing:
                 self._connections[witness.name] = connection
             # A socket timeout bounds one read; this bounds the exchange (a witness dripping
             # bytes), by shutting the socket down under the blocked read.
-            timer = threading.Timer(self.deadline, _abort, (connection,))
+            expired = threading.Event()
+            timer = threading.Timer(self.deadline, _abort, (connection, expired))
             timer.start()
             try:
                 connection.request(
@@ -294,7 +298,7 @@ class Witnessing:
                 )
                 response = connection.getresponse()
                 data = _read_bounded(response)
-                if not timer.is_alive():
+                if expired.is_set():
                     raise TimeoutError(f"no whole answer within {self.deadline:g} s")
                 return data, response.status, response.getheader("Content-Type", "")
             except _TooLarge as exc:
@@ -304,7 +308,7 @@ class Witnessing:
             except (OSError, http.client.HTTPException) as exc:
                 connection.close()
                 del self._connections[witness.name]
-                if not timer.is_alive():  # the deadline shut the socket down
+                if expired.is_set():  # the deadline shut the socket down
                     raise _Unavailable(f"no whole answer within {self.deadline:g} s") from exc
                 if attempt == 1 or not isinstance(
                     exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError
